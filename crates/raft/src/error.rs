@@ -13,7 +13,11 @@ pub enum Error {
     #[error("corrupt input: {0}")]
     Corrupt(&'static str),
     #[error("message from {from:?} addressed to {to:?}, but this node is {me:?}")]
-    WrongRecipient { from: NodeId, to: NodeId, me: NodeId },
+    WrongRecipient {
+        from: NodeId,
+        to: NodeId,
+        me: NodeId,
+    },
     #[error("message from {0:?}, which is not a member of the configuration")]
     UnknownSender(NodeId),
     #[error("invalid message from {from:?}: {why}")]
@@ -28,7 +32,10 @@ pub enum ProposeError {
     #[error("a leadership transfer is in progress")]
     TransferInProgress,
     #[error("too many uncommitted bytes ({uncommitted_bytes} > {limit_bytes})")]
-    UncommittedLimit { uncommitted_bytes: usize, limit_bytes: usize },
+    UncommittedLimit {
+        uncommitted_bytes: usize,
+        limit_bytes: usize,
+    },
 }
 
 /// Why a ReadIndex request could not be started.

@@ -66,6 +66,6 @@ pub use message::{
 pub use node::{InitialState, Raft, Status};
 pub use ready::{ReadFailure, ReadState, Ready, Role, SoftState};
 pub use types::{
-    Configuration, Entry, EntryId, EntryKind, HardState, LogIndex, NodeId, Snapshot,
-    SnapshotMeta, Term,
+    Configuration, Entry, EntryId, EntryKind, HardState, LogIndex, NodeId, Snapshot, SnapshotMeta,
+    Term,
 };

@@ -72,7 +72,10 @@ pub enum AppendOutcome {
     /// The follower's log matches the leader's up to `match_index`.
     Accepted { match_index: LogIndex },
     /// The follower has no entry matching `rejected_prev`; `hint` says where to retry.
-    Rejected { rejected_prev: LogIndex, hint: ConflictHint },
+    Rejected {
+        rejected_prev: LogIndex,
+        hint: ConflictHint,
+    },
 }
 
 /// Fast-backtracking hint (6.824 "accelerated log backtracking").

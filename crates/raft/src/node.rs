@@ -1,7 +1,25 @@
-//! STUB: public API only; implementation in progress.
-#![allow(unused)]
-use crate::*;
+//! The `Raft` state machine of one node: role, term, vote, log, peers, and the input/output
+//! plumbing (`tick`, `step`, `propose`, `ready`, `advance`).
+//!
+//! Owns: term rules applied once for every message, dispatch by role, role transitions,
+//! timers in ticks, the outboxes. Handlers for each concern live in sibling modules
+//! (`election`, `replication`, `snapshot`, `read_only`, `transfer`). Must never: do I/O, read
+//! a clock, or use an unseeded RNG.
+
+use crate::config::Config;
+use crate::error::{CompactError, Error, ProposeError, ReadError, TransferError};
+use crate::log::RaftLog;
+use crate::message::{Message, MessageBody};
+use crate::progress::Progress;
+use crate::read_only::ReadOnly;
+use crate::ready::{ReadFailure, ReadState, Ready, Role, SoftState};
+use crate::rng::Rng;
+use crate::types::{
+    Configuration, Entry, EntryId, EntryKind, HardState, LogIndex, NodeId, Snapshot, SnapshotMeta,
+    Term,
+};
 use bytes::Bytes;
+use std::collections::BTreeMap;
 
 /// What a node starts from: its durable state.
 #[derive(Clone, Debug, Default)]
@@ -19,7 +37,10 @@ pub struct InitialState {
 impl InitialState {
     /// A brand-new node of a brand-new cluster.
     pub fn bootstrap(config: Configuration) -> Self {
-        InitialState { config, ..Default::default() }
+        InitialState {
+            config,
+            ..Default::default()
+        }
     }
 }
 
@@ -33,52 +54,666 @@ pub struct Status {
     pub leader: NodeId,
     pub commit: LogIndex,
     pub applied: LogIndex,
+    pub persisted: LogIndex,
     pub first_index: LogIndex,
     pub last: EntryId,
     pub snapshot: EntryId,
 }
 
 /// One node's Raft state machine.
-pub struct Raft {}
+pub struct Raft {
+    pub(crate) id: NodeId,
+    pub(crate) cfg: Config,
+    pub(crate) term: Term,
+    pub(crate) vote: NodeId,
+    pub(crate) leader: NodeId,
+    pub(crate) role: Role,
+    pub(crate) log: RaftLog,
+    pub(crate) conf: Configuration,
+    /// Leader only: one entry per other voter.
+    pub(crate) progress: BTreeMap<NodeId, Progress>,
+    /// Candidate/pre-candidate: votes received this round.
+    pub(crate) votes: BTreeMap<NodeId, bool>,
+    pub(crate) election_elapsed: u32,
+    pub(crate) heartbeat_elapsed: u32,
+    pub(crate) election_timeout: u32,
+    rng: Rng,
+    pub(crate) read_only: ReadOnly,
+    /// Leader only: target of an ongoing leadership transfer and ticks spent on it.
+    pub(crate) transferee: NodeId,
+    pub(crate) transfer_elapsed: u32,
+    /// Leader only: bytes of entries above the commit index.
+    pub(crate) uncommitted_bytes: usize,
+    /// Proposals arrived since the last broadcast (sent at the next `ready`, batched).
+    pub(crate) pending_broadcast: bool,
+    /// Reads registered since the last heartbeat round (a round goes out at the next `ready`).
+    pub(crate) pending_read_round: bool,
+    /// Follower: a snapshot being received in chunks.
+    pub(crate) snapshot_recv: Option<(SnapshotMeta, Vec<u8>)>,
+    msgs: Vec<Message>,
+    msgs_after_persist: Vec<Message>,
+    pub(crate) read_states: Vec<ReadState>,
+    pub(crate) read_failures: Vec<ReadFailure>,
+    prev_soft: SoftState,
+    prev_hard: HardState,
+}
 
 impl Raft {
-    pub fn new(config: Config, initial: InitialState) -> Result<Self, Error> { todo!() }
+    /// Build a node from its durable state. Checks the state for consistency.
+    pub fn new(config: Config, initial: InitialState) -> Result<Self, Error> {
+        config.validate()?;
+        let InitialState {
+            hard_state,
+            snapshot,
+            entries,
+            config: boot_conf,
+        } = initial;
+        let base = snapshot.as_ref().map(|s| s.meta.last).unwrap_or_default();
+        let mut expect = base.index.next();
+        let mut last_term = base.term;
+        let mut conf = snapshot
+            .as_ref()
+            .map_or(boot_conf, |s| s.meta.config.clone());
+        for e in &entries {
+            if e.index != expect {
+                return Err(Error::Corrupt(
+                    "log entries are not contiguous after the snapshot",
+                ));
+            }
+            if e.term < last_term {
+                return Err(Error::Corrupt("log terms decrease"));
+            }
+            if e.kind == EntryKind::Config {
+                conf = Configuration::decode(&e.data)?;
+            }
+            expect = expect.next();
+            last_term = e.term;
+        }
+        if hard_state.term < last_term {
+            return Err(Error::Corrupt("hard state term is older than the log"));
+        }
+        if hard_state.commit > expect.prev() {
+            return Err(Error::Corrupt(
+                "hard state commit index is beyond the durable log",
+            ));
+        }
+        if conf.voters.is_empty() {
+            return Err(Error::Config("no voters in the configuration".into()));
+        }
+        let log = RaftLog::restore(snapshot, entries, hard_state.commit);
+        let mut raft = Raft {
+            id: config.id,
+            rng: Rng::new(config.seed),
+            cfg: config,
+            term: hard_state.term,
+            vote: hard_state.vote,
+            leader: NodeId::NONE,
+            role: Role::Follower,
+            log,
+            conf,
+            progress: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            election_elapsed: 0,
+            heartbeat_elapsed: 0,
+            election_timeout: 0,
+            read_only: ReadOnly::default(),
+            transferee: NodeId::NONE,
+            transfer_elapsed: 0,
+            uncommitted_bytes: 0,
+            pending_broadcast: false,
+            pending_read_round: false,
+            snapshot_recv: None,
+            msgs: Vec::new(),
+            msgs_after_persist: Vec::new(),
+            read_states: Vec::new(),
+            read_failures: Vec::new(),
+            prev_soft: SoftState {
+                role: Role::Follower,
+                leader: NodeId::NONE,
+                term: hard_state.term,
+            },
+            prev_hard: HardState {
+                commit: LogIndex(hard_state.commit.0.max(base.index.0)),
+                ..hard_state
+            },
+        };
+        raft.reset_election_timer();
+        Ok(raft)
+    }
+
+    // ----- inputs -----
+
     /// Advance logical time by one tick.
-    pub fn tick(&mut self) { todo!() }
+    pub fn tick(&mut self) {
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            _ => self.tick_election(),
+        }
+    }
+
+    fn tick_election(&mut self) {
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.election_timeout && self.is_voter() {
+            self.election_elapsed = 0;
+            self.start_election(false);
+        }
+    }
+
     /// Feed a message from a peer.
-    pub fn step(&mut self, msg: Message) -> Result<(), Error> { todo!() }
+    pub fn step(&mut self, msg: Message) -> Result<(), Error> {
+        if msg.to != self.id {
+            return Err(Error::WrongRecipient {
+                from: msg.from,
+                to: msg.to,
+                me: self.id,
+            });
+        }
+        if msg.from == self.id || !msg.from.is_some() {
+            return Err(Error::InvalidMessage {
+                from: msg.from,
+                why: "bad sender id",
+            });
+        }
+        if msg.term > self.term {
+            if !self.step_higher_term(&msg) {
+                return Ok(());
+            }
+        } else if msg.term < self.term {
+            self.step_lower_term(msg);
+            return Ok(());
+        }
+        match &msg.body {
+            MessageBody::Vote(_) => {
+                self.handle_vote_request(msg);
+                Ok(())
+            }
+            _ => match self.role {
+                Role::Leader => self.step_leader(msg),
+                Role::Candidate | Role::PreCandidate => self.step_candidate(msg),
+                Role::Follower => self.step_follower(msg),
+            },
+        }
+    }
+
+    /// A message with a term above ours. Returns false when it must be ignored.
+    fn step_higher_term(&mut self, msg: &Message) -> bool {
+        match &msg.body {
+            MessageBody::Vote(v) => {
+                if self.in_leader_lease(v.pre_vote) && !v.transfer {
+                    // Leader lease (§4.2.3 of the dissertation): a node that heard from a
+                    // live leader recently ignores disruptive candidates.
+                    return false;
+                }
+                if v.pre_vote {
+                    return true; // answering a PreVote never changes our term
+                }
+                self.become_follower(msg.term, NodeId::NONE);
+            }
+            MessageBody::VoteResponse(v) if v.pre_vote && v.granted => {
+                return true; // granted PreVote carries the term we would campaign in
+            }
+            MessageBody::Append(_) | MessageBody::Snapshot(_) | MessageBody::TimeoutNow => {
+                self.become_follower(msg.term, msg.from);
+            }
+            _ => self.become_follower(msg.term, NodeId::NONE),
+        }
+        true
+    }
+
+    /// A message from an older term: tell stale leaders and pre-candidates about our term.
+    fn step_lower_term(&mut self, msg: Message) {
+        match &msg.body {
+            MessageBody::Append(_) | MessageBody::Snapshot(_) => {
+                // Our term in the reply makes the stale leader step down (§5.1).
+                self.send(
+                    msg.from,
+                    MessageBody::AppendResponse(crate::message::AppendResponse {
+                        outcome: crate::message::AppendOutcome::Rejected {
+                            rejected_prev: LogIndex(0),
+                            hint: crate::message::ConflictHint {
+                                term: None,
+                                index: LogIndex(0),
+                            },
+                        },
+                        commit: self.log.committed,
+                        read_seq: 0,
+                    }),
+                );
+            }
+            MessageBody::Vote(v) if v.pre_vote => {
+                self.send(
+                    msg.from,
+                    MessageBody::VoteResponse(crate::message::VoteResponse {
+                        pre_vote: true,
+                        granted: false,
+                    }),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn step_leader(&mut self, msg: Message) -> Result<(), Error> {
+        let from = msg.from;
+        if let Some(pr) = self.progress.get_mut(&from) {
+            pr.recent_active = true;
+        }
+        match msg.body {
+            MessageBody::AppendResponse(r) => self.handle_append_response(from, r),
+            MessageBody::SnapshotResponse(r) => self.handle_snapshot_response(from, r),
+            MessageBody::ReadIndex { ctx } => self.leader_read(from, ctx),
+            MessageBody::Append(_) | MessageBody::Snapshot(_) => {
+                return Err(Error::InvalidMessage {
+                    from,
+                    why: "AppendEntries from another leader of the same term",
+                });
+            }
+            MessageBody::VoteResponse(_)
+            | MessageBody::TimeoutNow
+            | MessageBody::ReadIndexResponse { .. }
+            | MessageBody::Vote(_) => {}
+        }
+        Ok(())
+    }
+
+    fn step_candidate(&mut self, msg: Message) -> Result<(), Error> {
+        match msg.body {
+            MessageBody::VoteResponse(r) => self.handle_vote_response(msg.from, msg.term, r),
+            MessageBody::Append(_) | MessageBody::Snapshot(_) | MessageBody::TimeoutNow => {
+                // Someone won this term (§5.2): follow it, then handle the message.
+                self.become_follower(msg.term, msg.from);
+                return self.step_follower(msg);
+            }
+            MessageBody::ReadIndex { ctx } => self.reject_forwarded_read(msg.from, ctx),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn step_follower(&mut self, msg: Message) -> Result<(), Error> {
+        let from = msg.from;
+        match msg.body {
+            MessageBody::Append(a) => {
+                self.follow(from);
+                self.handle_append(from, a)?;
+            }
+            MessageBody::Snapshot(s) => {
+                self.follow(from);
+                self.handle_snapshot_chunk(from, s)?;
+            }
+            MessageBody::TimeoutNow => {
+                if self.is_voter() {
+                    self.start_election(true);
+                }
+            }
+            MessageBody::ReadIndex { ctx } => self.reject_forwarded_read(from, ctx),
+            MessageBody::ReadIndexResponse { ctx, index } => self.forwarded_read_done(ctx, index),
+            MessageBody::VoteResponse(_)
+            | MessageBody::AppendResponse(_)
+            | MessageBody::SnapshotResponse(_)
+            | MessageBody::Vote(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Heard from the leader of our term: reset the election timer.
+    fn follow(&mut self, leader: NodeId) {
+        self.election_elapsed = 0;
+        if self.leader != leader {
+            self.read_only.fail_forwarded(&mut self.read_failures);
+            self.leader = leader;
+        }
+    }
+
     /// Append a command (leader only). Returns the id the entry will have if it commits.
-    pub fn propose(&mut self, data: Bytes) -> Result<EntryId, ProposeError> { todo!() }
+    pub fn propose(&mut self, data: Bytes) -> Result<EntryId, ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader_hint: self.leader(),
+            });
+        }
+        if self.transferee.is_some() {
+            return Err(ProposeError::TransferInProgress);
+        }
+        let size = data.len() + crate::types::ENTRY_OVERHEAD_BYTES;
+        let limit = self.cfg.uncommitted_bytes_max;
+        if limit > 0 && self.uncommitted_bytes > 0 && self.uncommitted_bytes + size > limit {
+            return Err(ProposeError::UncommittedLimit {
+                uncommitted_bytes: self.uncommitted_bytes,
+                limit_bytes: limit,
+            });
+        }
+        Ok(self.append_entry(EntryKind::Normal, data))
+    }
+
+    /// Leader: append an entry of the current term; it goes out at the next `ready`.
+    pub(crate) fn append_entry(&mut self, kind: EntryKind, data: Bytes) -> EntryId {
+        let id = EntryId::new(self.term, self.log.last_index().next());
+        let entry = Entry {
+            term: id.term,
+            index: id.index,
+            kind,
+            data,
+        };
+        self.uncommitted_bytes += entry.size_bytes();
+        self.log.append(entry);
+        self.pending_broadcast = true;
+        id
+    }
+
     /// Start a linearizable read; the answer comes back as a `ReadState` (or `ReadFailure`)
     /// with this `ctx` in a later `Ready`. Works on followers (forwarded to the leader).
-    pub fn read_index(&mut self, ctx: u64) -> Result<(), ReadError> { todo!() }
+    pub fn read_index(&mut self, ctx: u64) -> Result<(), ReadError> {
+        match self.role {
+            Role::Leader => {
+                self.leader_read(self.id, ctx);
+                Ok(())
+            }
+            _ if self.leader.is_some() => {
+                self.read_only.forwarded.insert(ctx);
+                self.send(self.leader, MessageBody::ReadIndex { ctx });
+                Ok(())
+            }
+            _ => Err(ReadError::NoLeader),
+        }
+    }
+
     /// Hand leadership to `to` (leader only).
-    pub fn transfer_leader(&mut self, to: NodeId) -> Result<(), TransferError> { todo!() }
+    pub fn transfer_leader(&mut self, to: NodeId) -> Result<(), TransferError> {
+        self.start_transfer(to)
+    }
+
     /// Start an election now (as if the election timer fired).
-    pub fn campaign(&mut self) { todo!() }
-    pub fn has_ready(&self) -> bool { todo!() }
-    pub fn ready(&mut self) -> Ready { todo!() }
-    pub fn advance(&mut self, ready: Ready) { todo!() }
+    pub fn campaign(&mut self) {
+        if self.role != Role::Leader && self.is_voter() {
+            self.start_election(false);
+        }
+    }
+
     /// The application took a snapshot of its state at `index` (≤ applied): keep it (for
     /// lagging followers), discard log entries ≤ index, and return it for the driver to persist.
-    pub fn compact(&mut self, index: LogIndex, data: Bytes) -> Result<Snapshot, CompactError> { todo!() }
+    pub fn compact(&mut self, index: LogIndex, data: Bytes) -> Result<Snapshot, CompactError> {
+        if index > self.log.applied {
+            return Err(CompactError::NotApplied {
+                index,
+                applied: self.log.applied,
+            });
+        }
+        let snap_last = self.log.snapshot_last();
+        if index <= snap_last.index {
+            return Err(CompactError::AlreadyCompacted {
+                index,
+                snapshot: snap_last.index,
+            });
+        }
+        let term = self
+            .log
+            .term_at(index)
+            .expect("applied entry is in the log");
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                last: EntryId::new(term, index),
+                config: self.conf.clone(),
+            },
+            data,
+        };
+        self.log.compact(snapshot.clone());
+        Ok(snapshot)
+    }
 
-    pub fn id(&self) -> NodeId { todo!() }
-    pub fn term(&self) -> Term { todo!() }
-    pub fn role(&self) -> Role { todo!() }
-    pub fn is_leader(&self) -> bool { todo!() }
+    // ----- output -----
+
+    pub fn has_ready(&self) -> bool {
+        self.pending_broadcast
+            || self.pending_read_round
+            || !self.msgs.is_empty()
+            || !self.msgs_after_persist.is_empty()
+            || self.log.has_unstable()
+            || self.log.has_pending_snapshot()
+            || self.log.has_committed_to_apply()
+            || !self.read_states.is_empty()
+            || !self.read_failures.is_empty()
+            || self.soft_state() != self.prev_soft
+            || self.hard_state() != self.prev_hard
+    }
+
+    pub fn ready(&mut self) -> Ready {
+        if self.pending_broadcast {
+            self.pending_broadcast = false;
+            self.broadcast_append();
+        }
+        if self.pending_read_round {
+            self.pending_read_round = false;
+            if self.role == Role::Leader {
+                self.heartbeat_elapsed = 0;
+                self.broadcast_heartbeat();
+            }
+        }
+        let soft = self.soft_state();
+        let hard = self.hard_state();
+        let snapshot = self.log.take_pending_snapshot();
+        let entries = self.log.take_unstable();
+        let must_sync = snapshot.is_some()
+            || !entries.is_empty()
+            || hard.term != self.prev_hard.term
+            || hard.vote != self.prev_hard.vote;
+        let rd = Ready {
+            soft_state: (soft != self.prev_soft).then_some(soft),
+            hard_state: (hard != self.prev_hard).then_some(hard),
+            snapshot,
+            entries,
+            messages: std::mem::take(&mut self.msgs),
+            persisted_messages: std::mem::take(&mut self.msgs_after_persist),
+            committed_entries: self.log.take_committed(),
+            read_states: std::mem::take(&mut self.read_states),
+            read_failures: std::mem::take(&mut self.read_failures),
+            must_sync,
+        };
+        self.prev_soft = soft;
+        self.prev_hard = hard;
+        rd
+    }
+
+    /// The driver handled `ready` completely (persisted, sent, applied).
+    pub fn advance(&mut self, ready: Ready) {
+        if let Some(s) = &ready.snapshot {
+            self.log.persisted_to(s.meta.last);
+        }
+        if let Some(last) = ready.entries.last() {
+            self.log.persisted_to(last.id());
+        }
+        if self.role == Role::Leader {
+            // The leader counts itself toward a quorum only once its entries are durable.
+            self.maybe_commit();
+        }
+    }
+
+    // ----- role transitions -----
+
+    pub(crate) fn become_follower(&mut self, term: Term, leader: NodeId) {
+        assert!(term >= self.term, "term must never decrease");
+        let was_leader = self.role == Role::Leader;
+        if term > self.term {
+            self.term = term;
+            self.vote = NodeId::NONE;
+        }
+        self.role = Role::Follower;
+        if was_leader {
+            self.read_only.fail_leader_reads(
+                self.id,
+                self.term,
+                &mut self.read_failures,
+                &mut self.msgs,
+            );
+        }
+        if self.leader != leader || was_leader {
+            self.read_only.fail_forwarded(&mut self.read_failures);
+        }
+        self.leader = leader;
+        self.progress.clear();
+        self.votes.clear();
+        self.transferee = NodeId::NONE;
+        self.uncommitted_bytes = 0;
+        self.pending_broadcast = false;
+        self.pending_read_round = false;
+        self.reset_election_timer();
+    }
+
+    pub(crate) fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+        let e = self.cfg.election_ticks;
+        self.election_timeout = self.rng.range(e, 2 * e);
+    }
+
+    // ----- helpers -----
+
+    pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
+        let msg = Message {
+            from: self.id,
+            to,
+            term: self.term,
+            body,
+        };
+        if msg.requires_durability() {
+            self.msgs_after_persist.push(msg);
+        } else {
+            self.msgs.push(msg);
+        }
+    }
+
+    /// Send with an explicit term (PreVote requests and grants use a future term).
+    pub(crate) fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
+        let msg = Message {
+            from: self.id,
+            to,
+            term,
+            body,
+        };
+        if msg.requires_durability() {
+            self.msgs_after_persist.push(msg);
+        } else {
+            self.msgs.push(msg);
+        }
+    }
+
+    pub(crate) fn is_voter(&self) -> bool {
+        self.conf.contains(self.id)
+    }
+
+    /// Other voters.
+    pub(crate) fn peers(&self) -> Vec<NodeId> {
+        self.conf
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.id)
+            .collect()
+    }
+
+    /// True while this node recently heard from a live leader (or is one), so it should not
+    /// help depose it. PreVote always honours the lease; real votes only with CheckQuorum.
+    fn in_leader_lease(&self, pre_vote: bool) -> bool {
+        if !(pre_vote || self.cfg.check_quorum) {
+            return false;
+        }
+        match self.role {
+            Role::Leader => self.cfg.check_quorum || pre_vote,
+            _ => self.leader.is_some() && self.election_elapsed < self.cfg.election_ticks,
+        }
+    }
+
+    fn soft_state(&self) -> SoftState {
+        SoftState {
+            role: self.role,
+            leader: self.leader,
+            term: self.term,
+        }
+    }
+
+    fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed,
+        }
+    }
+
+    // ----- observers -----
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn vote(&self) -> NodeId {
+        self.vote
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
     /// The leader this node currently follows (or is).
-    pub fn leader(&self) -> Option<NodeId> { todo!() }
-    pub fn commit_index(&self) -> LogIndex { todo!() }
-    pub fn applied_index(&self) -> LogIndex { todo!() }
-    pub fn last_index(&self) -> LogIndex { todo!() }
-    pub fn configuration(&self) -> &Configuration { todo!() }
-    pub fn snapshot(&self) -> Option<&Snapshot> { todo!() }
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader.is_some().then_some(self.leader)
+    }
+    pub fn commit_index(&self) -> LogIndex {
+        self.log.committed
+    }
+    /// Highest index handed to the application for applying.
+    pub fn applied_index(&self) -> LogIndex {
+        self.log.applied
+    }
+    /// Highest index known durable on this node.
+    pub fn persisted_index(&self) -> LogIndex {
+        self.log.persisted
+    }
+    pub fn last_index(&self) -> LogIndex {
+        self.log.last_index()
+    }
+    pub fn last_entry_id(&self) -> EntryId {
+        self.log.last_id()
+    }
+    pub fn first_index(&self) -> LogIndex {
+        self.log.first_index()
+    }
+    pub fn configuration(&self) -> &Configuration {
+        &self.conf
+    }
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.log.snapshot()
+    }
     /// The entry at `index`, if it is in the in-memory log (not compacted).
-    pub fn entry(&self, index: LogIndex) -> Option<&Entry> { todo!() }
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        self.log.entry(index)
+    }
     /// Term of the entry at `index` (including the snapshot's last entry and index 0).
-    pub fn term_at(&self, index: LogIndex) -> Option<Term> { todo!() }
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        self.log.term_at(index)
+    }
     /// Entries from `lo` (inclusive) to the last index.
-    pub fn entries_from(&self, lo: LogIndex) -> &[Entry] { todo!() }
-    pub fn status(&self) -> Status { todo!() }
+    pub fn entries_from(&self, lo: LogIndex) -> &[Entry] {
+        self.log.entries_from(lo)
+    }
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.id,
+            role: self.role,
+            term: self.term,
+            vote: self.vote,
+            leader: self.leader,
+            commit: self.log.committed,
+            applied: self.log.applied,
+            persisted: self.log.persisted,
+            first_index: self.log.first_index(),
+            last: self.log.last_id(),
+            snapshot: self.log.snapshot_last(),
+        }
+    }
 }

@@ -1,1 +1,287 @@
-//! stub
+//! Log replication (§5.3) and commitment (§5.4.2), with pipelining and fast backtracking.
+//!
+//! Owns: the leader's heartbeat/CheckQuorum timers, building AppendEntries within the byte and
+//! in-flight limits, the follower's consistency check and answer, the leader's handling of
+//! answers, and the commit rule (a quorum holds an entry *of the current term*, Figure 8).
+//! Must never: commit an entry of an earlier term by counting replicas, or let the leader
+//! count its own entries before they are durable.
+
+use crate::message::{AppendOutcome, AppendRequest, AppendResponse, ConflictHint, MessageBody};
+use crate::node::Raft;
+use crate::progress::ProgressState;
+use crate::types::{EntryId, LogIndex, NodeId};
+use crate::Error;
+
+impl Raft {
+    pub(crate) fn tick_leader(&mut self) {
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.cfg.election_ticks {
+            self.election_elapsed = 0;
+            if self.cfg.check_quorum && !self.quorum_recently_active() {
+                // CheckQuorum: a leader cut off from its quorum steps down (§6.2).
+                let term = self.term;
+                self.become_follower(term, NodeId::NONE);
+                return;
+            }
+        }
+        if self.transferee.is_some() {
+            self.transfer_elapsed += 1;
+            if self.transfer_elapsed >= self.cfg.election_ticks {
+                self.transferee = NodeId::NONE; // give up; accept proposals again
+            }
+        }
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    /// Counts voters heard from since the last check (and resets the marks).
+    fn quorum_recently_active(&mut self) -> bool {
+        let mut active = usize::from(self.is_voter());
+        for pr in self.progress.values_mut() {
+            active += usize::from(pr.recent_active);
+            pr.recent_active = false;
+        }
+        active >= self.conf.quorum()
+    }
+
+    /// Send new entries to every follower that can take them.
+    pub(crate) fn broadcast_append(&mut self) {
+        for peer in self.peers() {
+            while self.send_append(peer, false) {
+                if !matches!(self.progress[&peer].state, ProgressState::Replicate) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Heartbeat round: an empty append to streaming followers; a retransmission to probing
+    /// ones and to stalled pipelines; the current chunk to snapshot receivers.
+    pub(crate) fn broadcast_heartbeat(&mut self) {
+        self.read_only.mark_round_sent();
+        for peer in self.peers() {
+            let pr = self
+                .progress
+                .get_mut(&peer)
+                .expect("progress for every peer");
+            match pr.state {
+                ProgressState::Replicate => {
+                    if pr.has_inflight() {
+                        pr.stalled_heartbeats += 1;
+                        if pr.stalled_heartbeats >= 2 {
+                            // Appends or their answers were lost: resend from the match point.
+                            pr.become_probe();
+                            self.send_append(peer, true);
+                            continue;
+                        }
+                    }
+                    let prev = self.progress_match_id(peer);
+                    self.send_append_msg(peer, prev, Vec::new());
+                }
+                ProgressState::Probe => {
+                    pr.probe_sent = false;
+                    self.send_append(peer, true);
+                }
+                ProgressState::Snapshot { .. } => self.send_snapshot_chunk(peer),
+            }
+        }
+    }
+
+    fn progress_match_id(&self, peer: NodeId) -> EntryId {
+        let m = self.progress[&peer].matched;
+        match self.log.term_at(m) {
+            Some(t) => EntryId::new(t, m),
+            // Match point compacted: the follower holds at least the snapshot's prefix.
+            None => self.log.snapshot_last(),
+        }
+    }
+
+    /// Send the next append to `to` if its progress allows. Returns true if one was sent.
+    pub(crate) fn send_append(&mut self, to: NodeId, allow_empty: bool) -> bool {
+        let pr = &self.progress[&to];
+        if pr.is_paused() {
+            return false;
+        }
+        let prev_index = pr.next.prev();
+        let Some(prev_term) = self.log.term_at(prev_index) else {
+            // The entries it needs were compacted: send the snapshot (§7).
+            let index = self.log.snapshot_last().index;
+            self.progress
+                .get_mut(&to)
+                .expect("peer")
+                .become_snapshot(index);
+            self.send_snapshot_chunk(to);
+            return false;
+        };
+        let entries = self.log.slice(pr.next, self.cfg.msg_bytes_max);
+        if entries.is_empty() && !allow_empty {
+            return false;
+        }
+        let last = entries.last().map_or(prev_index, |e| e.index);
+        self.progress.get_mut(&to).expect("peer").sent_entries(last);
+        self.send_append_msg(to, EntryId::new(prev_term, prev_index), entries);
+        true
+    }
+
+    fn send_append_msg(&mut self, to: NodeId, prev: EntryId, entries: Vec<crate::Entry>) {
+        let req = AppendRequest {
+            prev,
+            entries,
+            commit: self.log.committed,
+            read_seq: self.read_only.current_seq(),
+        };
+        self.send(to, MessageBody::Append(req));
+    }
+
+    /// AppendEntries receiver (§5.3), as follower of `from` in our term.
+    pub(crate) fn handle_append(&mut self, from: NodeId, req: AppendRequest) -> Result<(), Error> {
+        if req
+            .entries
+            .first()
+            .is_some_and(|e| e.index != req.prev.index.next())
+        {
+            return Err(Error::InvalidMessage {
+                from,
+                why: "entries do not follow prev",
+            });
+        }
+        let committed = self.log.committed;
+        let outcome = if req.prev.index < committed {
+            // Everything up to our commit index matches any leader's log (§5.4).
+            let covered = req.entries.iter().position(|e| e.index > committed);
+            match covered {
+                Some(pos) => {
+                    let prev_id = self
+                        .log
+                        .term_at(committed)
+                        .map(|t| EntryId::new(t, committed));
+                    let prev = prev_id.expect("commit index is in the log");
+                    self.accept_entries(prev, &req.entries[pos..], req.commit)
+                }
+                None => AppendOutcome::Accepted {
+                    match_index: committed,
+                },
+            }
+        } else {
+            self.accept_entries(req.prev, &req.entries, req.commit)
+        };
+        let resp = AppendResponse {
+            outcome,
+            commit: self.log.committed,
+            read_seq: req.read_seq,
+        };
+        self.send(from, MessageBody::AppendResponse(resp));
+        Ok(())
+    }
+
+    fn accept_entries(
+        &mut self,
+        prev: EntryId,
+        entries: &[crate::Entry],
+        leader_commit: LogIndex,
+    ) -> AppendOutcome {
+        match self.log.try_append(prev, entries) {
+            Some(last_new) => {
+                self.log.commit_to(leader_commit.min(last_new));
+                AppendOutcome::Accepted {
+                    match_index: last_new,
+                }
+            }
+            None => AppendOutcome::Rejected {
+                rejected_prev: prev.index,
+                hint: self.log.conflict_hint(prev.index),
+            },
+        }
+    }
+
+    /// The leader handles a follower's answer to an append.
+    pub(crate) fn handle_append_response(&mut self, from: NodeId, resp: AppendResponse) {
+        if !self.progress.contains_key(&from) {
+            return;
+        }
+        self.read_only_ack(from, resp.read_seq);
+        match resp.outcome {
+            AppendOutcome::Accepted { match_index } => self.append_accepted(from, match_index),
+            AppendOutcome::Rejected {
+                rejected_prev,
+                hint,
+            } => self.append_rejected(from, rejected_prev, hint),
+        }
+    }
+
+    fn append_accepted(&mut self, from: NodeId, match_index: LogIndex) {
+        if match_index > self.log.last_index() {
+            return; // cannot match beyond our log: a stale or bogus answer
+        }
+        let pr = self.progress.get_mut(&from).expect("peer");
+        let grew = pr.ack(match_index);
+        match pr.state {
+            ProgressState::Probe => pr.become_replicate(),
+            ProgressState::Snapshot { index, .. } if pr.matched >= index => pr.become_replicate(),
+            _ => {}
+        }
+        if grew {
+            self.maybe_commit();
+        }
+        while self.send_append(from, false) {}
+        if from == self.transferee && self.progress[&from].matched == self.log.last_index() {
+            self.send(from, MessageBody::TimeoutNow);
+        }
+    }
+
+    fn append_rejected(&mut self, from: NodeId, rejected_prev: LogIndex, hint: ConflictHint) {
+        let pr = &self.progress[&from];
+        let stale = match pr.state {
+            ProgressState::Replicate => rejected_prev <= pr.matched,
+            ProgressState::Probe => rejected_prev != pr.next.prev(),
+            ProgressState::Snapshot { .. } => true,
+        };
+        if stale || rejected_prev == LogIndex(0) {
+            return;
+        }
+        // Fast backup (6.824): skip the whole conflicting term in one step.
+        let next = match hint.term {
+            Some(term) => match self.log.last_index_of_term(term, rejected_prev) {
+                Some(i) => i.next(),
+                None => hint.index,
+            },
+            None => hint.index,
+        };
+        let next = next.min(rejected_prev);
+        self.progress.get_mut(&from).expect("peer").probe_from(next);
+        self.send_append(from, true);
+    }
+
+    /// Commit the highest index a quorum holds, if it is of the current term (§5.4.2).
+    pub(crate) fn maybe_commit(&mut self) {
+        let mut matched: Vec<LogIndex> = self
+            .conf
+            .voters
+            .iter()
+            .map(|v| match self.progress.get(v) {
+                Some(pr) => pr.matched,
+                None if *v == self.id => self.log.persisted,
+                None => LogIndex(0),
+            })
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[self.conf.quorum() - 1];
+        if candidate <= self.log.committed || self.log.term_at(candidate) != Some(self.term) {
+            return; // Figure 8: never commit an old-term entry by counting replicas
+        }
+        let old = self.log.committed;
+        self.log.commit_to(candidate);
+        let freed: usize = self
+            .log
+            .entries_from(old.next())
+            .iter()
+            .take_while(|e| e.index <= candidate)
+            .map(|e| e.size_bytes())
+            .sum();
+        self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(freed);
+        self.on_commit_in_term();
+    }
+}

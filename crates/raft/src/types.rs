@@ -134,7 +134,14 @@ pub const ENTRY_OVERHEAD_BYTES: usize = 24;
 
 impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}@{:?}:{:?}[{}B]", self.index, self.term, self.kind, self.data.len())
+        write!(
+            f,
+            "{:?}@{:?}:{:?}[{}B]",
+            self.index,
+            self.term,
+            self.kind,
+            self.data.len()
+        )
     }
 }
 
@@ -155,7 +162,9 @@ pub struct Configuration {
 
 impl Configuration {
     pub fn new(voters: impl IntoIterator<Item = NodeId>) -> Self {
-        Configuration { voters: voters.into_iter().collect() }
+        Configuration {
+            voters: voters.into_iter().collect(),
+        }
     }
     /// Number of votes that make a majority.
     pub fn quorum(&self) -> usize {
@@ -174,13 +183,14 @@ impl Configuration {
     }
     /// Decode what `encode` produced.
     pub fn decode(b: &[u8]) -> Result<Self, crate::Error> {
-        if b.len() % 8 != 0 {
-            return Err(crate::Error::Corrupt("configuration length not a multiple of 8"));
+        if !b.len().is_multiple_of(8) {
+            return Err(crate::Error::Corrupt(
+                "configuration length not a multiple of 8",
+            ));
         }
-        Ok(Configuration::new(
-            b.chunks_exact(8)
-                .map(|c| NodeId(u64::from_le_bytes(c.try_into().expect("8 bytes")))),
-        ))
+        Ok(Configuration::new(b.chunks_exact(8).map(|c| {
+            NodeId(u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        })))
     }
 }
 
@@ -200,6 +210,12 @@ pub struct Snapshot {
 
 impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Snapshot({:?}, {:?}, {}B)", self.meta.last, self.meta.config, self.data.len())
+        write!(
+            f,
+            "Snapshot({:?}, {:?}, {}B)",
+            self.meta.last,
+            self.meta.config,
+            self.data.len()
+        )
     }
 }
