@@ -1,0 +1,419 @@
+//! [`Replica`]: one node — the consensus core, its store and its state machine — and the
+//! `Ready` loop that connects them.
+//!
+//! Owns: the order of side effects (persist → sync if required → send → restore/apply →
+//! reply → advance), the snapshot policy, and the applied index of the state machine.
+//! Must never: send a `persisted_messages` entry before the batch is synced, apply an entry
+//! that is not exactly `applied + 1`, compact above what the state machine applied, or keep
+//! going after a storage error (the caller must stop the node: its disk and memory may
+//! disagree).
+
+use crate::completion::Completion;
+use crate::traits::{StateMachine, Transport};
+use crate::waiters::Waiters;
+use bytes::Bytes;
+use raft::{
+    CompactError, Config, EntryId, LogIndex, Message, ProposeError, Raft, ReadError, Ready,
+    TransferError,
+};
+use storage::{LogStore, StorageError};
+use thiserror::Error;
+
+/// When the node snapshots its state machine and compacts its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SnapshotPolicy {
+    /// Snapshot once this many entries were applied since the last snapshot (`None`: never).
+    pub every_applied_entries: Option<u64>,
+}
+
+impl SnapshotPolicy {
+    /// Never snapshot (the log grows without bound).
+    pub fn never() -> Self {
+        SnapshotPolicy {
+            every_applied_entries: None,
+        }
+    }
+    /// Snapshot every `n` applied entries (`n` ≥ 1).
+    pub fn every(n: u64) -> Self {
+        assert!(n > 0, "snapshot interval must be at least one entry");
+        SnapshotPolicy {
+            every_applied_entries: Some(n),
+        }
+    }
+}
+
+/// What can stop a node. Any of these means the node must be shut down and restarted from
+/// its store.
+#[derive(Debug, Error)]
+pub enum ReplicaError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("consensus core: {0}")]
+    Raft(#[from] raft::Error),
+    #[error("compaction: {0}")]
+    Compact(#[from] CompactError),
+}
+
+/// One node's logic over a store `S` and a state machine `M`.
+pub struct Replica<S: LogStore, M: StateMachine> {
+    raft: Raft,
+    store: S,
+    sm: M,
+    policy: SnapshotPolicy,
+    /// Last index the state machine has applied (or restored from a snapshot).
+    applied: LogIndex,
+    /// Index of the latest snapshot, taken here or received.
+    snapshot_index: LogIndex,
+    waiters: Waiters,
+}
+
+impl<S: LogStore, M: StateMachine> Replica<S, M> {
+    /// Start a node from what `store` holds: the state machine (which must be fresh) is
+    /// restored from the stored snapshot, the core from the hard state and log.
+    pub fn new(
+        config: Config,
+        store: S,
+        mut sm: M,
+        policy: SnapshotPolicy,
+    ) -> Result<Self, ReplicaError> {
+        let initial = store.initial_state()?;
+        let snapshot_index = initial
+            .snapshot
+            .as_ref()
+            .map_or(LogIndex(0), |s| s.meta.last.index);
+        if let Some(snap) = &initial.snapshot {
+            sm.restore(&snap.data);
+        }
+        let raft = Raft::new(config, initial)?;
+        assert_eq!(
+            raft.applied_index(),
+            snapshot_index,
+            "a restarted core starts applied at its snapshot"
+        );
+        Ok(Replica {
+            raft,
+            store,
+            sm,
+            policy,
+            applied: snapshot_index,
+            snapshot_index,
+            waiters: Waiters::default(),
+        })
+    }
+
+    /// Advance logical time by one tick.
+    pub fn tick(&mut self) {
+        self.raft.tick();
+    }
+
+    /// Feed a message from a peer.
+    pub fn receive(&mut self, msg: Message) -> Result<(), raft::Error> {
+        self.raft.step(msg)
+    }
+
+    /// Propose `data` (leader only); `token` comes back in the [`Completion`] for it.
+    pub fn propose(&mut self, data: Bytes, token: u64) -> Result<EntryId, ProposeError> {
+        let id = self.raft.propose(data)?;
+        self.waiters.add_proposal(id, token);
+        Ok(id)
+    }
+
+    /// Start a linearizable read; `token` comes back in a `ReadReady` or `ReadFailed`.
+    /// Tokens of reads in flight at the same time must differ.
+    pub fn read(&mut self, token: u64) -> Result<(), ReadError> {
+        self.raft.read_index(token)
+    }
+
+    /// Hand leadership to `to` (leader only).
+    pub fn transfer_leader(&mut self, to: raft::NodeId) -> Result<(), TransferError> {
+        self.raft.transfer_leader(to)
+    }
+
+    /// Start an election now.
+    pub fn campaign(&mut self) {
+        self.raft.campaign();
+    }
+
+    /// Do everything the core asks, batch after batch, until it has nothing more; returns
+    /// the answers for waiting clients.
+    pub fn handle_ready(
+        &mut self,
+        transport: &mut impl Transport,
+    ) -> Result<Vec<Completion>, ReplicaError> {
+        let mut done = Vec::new();
+        while self.raft.has_ready() {
+            let mut rd = self.raft.ready();
+            for msg in std::mem::take(&mut rd.messages) {
+                transport.send(msg);
+            }
+            self.persist(&rd)?;
+            for msg in std::mem::take(&mut rd.persisted_messages) {
+                transport.send(msg);
+            }
+            self.apply(&rd, &mut done);
+            self.raft.advance(rd);
+            self.check_indexes();
+            self.maybe_compact()?;
+        }
+        Ok(done)
+    }
+
+    /// Step 1: persist the batch in an order whose every prefix is a valid state (snapshot,
+    /// then entries, then the hard state whose commit may point into them), then sync.
+    fn persist(&mut self, rd: &Ready) -> Result<(), ReplicaError> {
+        if let Some(snap) = &rd.snapshot {
+            self.store.save_snapshot(snap)?;
+        }
+        self.store.append(&rd.entries)?;
+        if let Some(hs) = rd.hard_state {
+            self.store.set_hard_state(hs)?;
+        }
+        if rd.must_sync {
+            self.store.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Step 3: restore a received snapshot, apply committed entries, answer clients.
+    fn apply(&mut self, rd: &Ready, done: &mut Vec<Completion>) {
+        if let Some(snap) = &rd.snapshot {
+            let last = snap.meta.last;
+            assert!(
+                last.index >= self.applied,
+                "snapshot at {:?} would roll the state machine back from {:?}",
+                last.index,
+                self.applied
+            );
+            self.sm.restore(&snap.data);
+            self.applied = last.index;
+            self.snapshot_index = last.index;
+            self.waiters.snapshot_installed(last, done);
+        }
+        for entry in &rd.committed_entries {
+            assert_eq!(
+                entry.index,
+                self.applied.next(),
+                "committed entries must apply contiguously from applied + 1"
+            );
+            let result = self.sm.apply_entry(entry);
+            self.applied = entry.index;
+            self.waiters.applied(entry.id(), &result, done);
+        }
+        for rs in &rd.read_states {
+            self.waiters
+                .read_confirmed(rs.ctx, rs.index, self.applied, done);
+        }
+        self.waiters.reads_ready(self.applied, done);
+        for rf in &rd.read_failures {
+            done.push(Completion::ReadFailed { token: rf.ctx });
+        }
+    }
+
+    /// Paired with the core's own checks: what this driver applied is what the core believes.
+    fn check_indexes(&self) {
+        assert_eq!(
+            self.raft.applied_index(),
+            self.applied,
+            "core and state machine disagree"
+        );
+        let commit = self.raft.commit_index();
+        assert!(
+            self.applied <= commit,
+            "applied {:?} > commit {commit:?}",
+            self.applied
+        );
+        assert!(
+            commit <= self.raft.last_index(),
+            "commit {commit:?} beyond the last index"
+        );
+    }
+
+    /// The snapshot policy: every N applied entries, snapshot the state machine and compact.
+    fn maybe_compact(&mut self) -> Result<(), ReplicaError> {
+        let Some(every) = self.policy.every_applied_entries else {
+            return Ok(());
+        };
+        if self.applied.0 < self.snapshot_index.0 + every {
+            return Ok(());
+        }
+        let snap = self.raft.compact(self.applied, self.sm.snapshot())?;
+        assert_eq!(
+            snap.meta.last.index, self.applied,
+            "compacted at the applied index"
+        );
+        self.store.save_snapshot(&snap)?;
+        self.snapshot_index = self.applied;
+        Ok(())
+    }
+
+    /// The consensus core (read-only).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The state machine.
+    pub fn state_machine(&self) -> &M {
+        &self.sm
+    }
+
+    /// Last index applied to (or restored into) the state machine.
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied
+    }
+
+    /// Index of the latest snapshot this node took or installed.
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.snapshot_index
+    }
+
+    /// Proposals still waiting for their index to apply.
+    pub fn pending_proposals(&self) -> usize {
+        self.waiters.pending_proposals()
+    }
+
+    /// Stop the node and hand back its store and state machine (e.g. to crash the store).
+    pub fn into_parts(self) -> (S, M) {
+        (self.store, self.sm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::{Configuration, NodeId};
+    use storage::MemStore;
+
+    /// Keeps every applied command; its snapshot is the list.
+    #[derive(Default)]
+    struct ListSm(Vec<Bytes>);
+
+    impl StateMachine for ListSm {
+        fn apply(&mut self, _index: LogIndex, data: &[u8]) -> Bytes {
+            self.0.push(Bytes::copy_from_slice(data));
+            Bytes::from(self.0.len().to_string())
+        }
+        fn snapshot(&self) -> Bytes {
+            let mut v = Vec::new();
+            for b in &self.0 {
+                v.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                v.extend_from_slice(b);
+            }
+            v.into()
+        }
+        fn restore(&mut self, mut data: &[u8]) {
+            self.0.clear();
+            while !data.is_empty() {
+                let n = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
+                self.0.push(Bytes::copy_from_slice(&data[4..4 + n]));
+                data = &data[4 + n..];
+            }
+        }
+    }
+
+    fn single(store: MemStore, policy: SnapshotPolicy) -> Replica<MemStore, ListSm> {
+        Replica::new(Config::new(NodeId(1)), store, ListSm::default(), policy).unwrap()
+    }
+
+    fn leader(policy: SnapshotPolicy) -> Replica<MemStore, ListSm> {
+        let mut r = single(MemStore::new(Configuration::new([NodeId(1)])), policy);
+        r.campaign();
+        let mut out: Vec<Message> = Vec::new();
+        r.handle_ready(&mut out).unwrap();
+        assert!(r.raft().is_leader());
+        assert!(out.is_empty(), "a one-node cluster sends nothing");
+        r
+    }
+
+    #[test]
+    fn single_node_applies_proposals_and_answers_tokens() {
+        let mut r = leader(SnapshotPolicy::never());
+        let a = r.propose("a".into(), 10).unwrap();
+        let b = r.propose("b".into(), 11).unwrap();
+        let done = r.handle_ready(&mut Vec::new()).unwrap();
+        assert_eq!(
+            done,
+            vec![
+                Completion::Applied {
+                    token: 10,
+                    id: a,
+                    result: "1".into()
+                },
+                Completion::Applied {
+                    token: 11,
+                    id: b,
+                    result: "2".into()
+                },
+            ]
+        );
+        assert_eq!(r.applied_index(), b.index);
+        assert_eq!(
+            r.state_machine().0,
+            vec![Bytes::from("a"), Bytes::from("b")]
+        );
+        assert_eq!(r.pending_proposals(), 0);
+    }
+
+    #[test]
+    fn single_node_read_index_completes_after_apply() {
+        let mut r = leader(SnapshotPolicy::never());
+        r.propose("a".into(), 1).unwrap();
+        r.read(2).unwrap();
+        let done = r.handle_ready(&mut Vec::new()).unwrap();
+        let read = done.iter().find(|c| c.token() == 2).expect("read answered");
+        assert!(matches!(read, Completion::ReadReady { index, .. } if *index <= r.applied_index()));
+    }
+
+    #[test]
+    fn snapshot_policy_compacts_and_restart_restores() {
+        let mut r = leader(SnapshotPolicy::every(3));
+        for i in 0..10u64 {
+            r.propose(Bytes::from(i.to_string()), i).unwrap();
+            r.handle_ready(&mut Vec::new()).unwrap();
+        }
+        assert!(r.snapshot_index() >= LogIndex(3));
+        assert!(r.store().snapshot().is_some());
+        assert!(r.raft().snapshot().is_some());
+        let applied = r.applied_index();
+        let (mut store, _) = r.into_parts();
+        store.crash();
+        let mut r = single(store, SnapshotPolicy::every(3));
+        r.campaign();
+        for _ in 0..100 {
+            r.handle_ready(&mut Vec::new()).unwrap();
+            if r.applied_index() >= applied {
+                break;
+            }
+            r.tick();
+        }
+        assert!(
+            r.applied_index() >= applied,
+            "the restarted node re-applied its log"
+        );
+        let sm: Vec<String> = r
+            .state_machine()
+            .0
+            .iter()
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .collect();
+        assert_eq!(sm, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn crash_before_sync_loses_nothing_acknowledged() {
+        let mut r = leader(SnapshotPolicy::never());
+        let id = r.propose("kept".into(), 1).unwrap();
+        let done = r.handle_ready(&mut Vec::new()).unwrap();
+        assert!(matches!(done[0], Completion::Applied { .. }));
+        let (mut store, _) = r.into_parts();
+        store.crash();
+        assert_eq!(
+            store.entry(id.index).map(|e| e.data.clone()),
+            Some(Bytes::from("kept"))
+        );
+    }
+}

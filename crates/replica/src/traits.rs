@@ -1,0 +1,42 @@
+//! The seams a [`crate::Replica`] is generic over.
+//!
+//! Owns: the [`StateMachine`] and [`Transport`] contracts. Must never: grow methods that need
+//! async or a clock — a node's logic stays synchronous and deterministic.
+
+use bytes::Bytes;
+use raft::{Entry, EntryKind, LogIndex, Message};
+
+/// The replicated application. Must be deterministic: the same entries in the same order
+/// give the same state and the same results on every node.
+pub trait StateMachine {
+    /// Apply the command at `index` and return its result for the waiting client.
+    fn apply(&mut self, index: LogIndex, data: &[u8]) -> Bytes;
+
+    /// Serialize the whole state (everything applied so far).
+    fn snapshot(&self) -> Bytes;
+
+    /// Replace the whole state with what `snapshot` produced.
+    fn restore(&mut self, data: &[u8]);
+
+    /// Every committed entry passes through here, in index order. The default applies
+    /// application commands with [`StateMachine::apply`] and skips leader no-ops and
+    /// configuration entries (result: empty). Override to observe every entry.
+    fn apply_entry(&mut self, entry: &Entry) -> Bytes {
+        match entry.kind {
+            EntryKind::Normal => self.apply(entry.index, &entry.data),
+            EntryKind::Noop | EntryKind::Config => Bytes::new(),
+        }
+    }
+}
+
+/// Where a node's outgoing messages go. Delivery is best effort: the network may lose,
+/// delay, duplicate or reorder them, and Raft copes.
+pub trait Transport {
+    fn send(&mut self, msg: Message);
+}
+
+impl Transport for Vec<Message> {
+    fn send(&mut self, msg: Message) {
+        self.push(msg);
+    }
+}
