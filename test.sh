@@ -7,5 +7,6 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 cargo fmt --all -- --check
+./scripts/check-deps.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --release
