@@ -1,1 +1,17 @@
-//! bench (in progress)
+//! raftkv benchmarks: our consensus core against tikv's raft-rs on the same workload.
+//!
+//! Owns: the in-process cluster driver shared by both implementations ([`driver`]), the
+//! workload parameters and the toy state machine ([`workload`]), a counting global allocator
+//! ([`alloc`]), the Vec-backed store our core persists into ([`memlog`]), one adapter per
+//! implementation ([`ours`], [`raftrs`]) and the report ([`report`]). Must never: change how either core behaves (only public APIs are used), or
+//! give one implementation work the other does not do.
+//!
+//! The binary `core_throughput` runs both halves in one process and prints the ratio.
+
+pub mod alloc;
+pub mod driver;
+pub mod memlog;
+pub mod ours;
+pub mod raftrs;
+pub mod report;
+pub mod workload;
