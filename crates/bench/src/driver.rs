@@ -83,6 +83,9 @@ pub struct RunStats {
     pub compactions: u64,
     /// Largest number of entries any store held after a compaction.
     pub max_stored_entries: usize,
+    /// Lowest and highest entries/s over repeated runs (set by whoever repeats; equal to
+    /// this run's own figure otherwise).
+    pub entries_per_sec_range: (f64, f64),
 }
 
 impl RunStats {
@@ -248,5 +251,7 @@ pub fn run<N: BenchNode>(params: &Params) -> RunStats {
         );
         assert_eq!(n.counter().bytes, target * params.entry_bytes as u64);
     }
+    let eps = c.stats.entries_per_sec();
+    c.stats.entries_per_sec_range = (eps, eps);
     std::mem::take(&mut c.stats)
 }

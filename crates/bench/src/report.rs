@@ -56,6 +56,17 @@ pub fn table(runs: &[RunStats]) -> String {
                 / theirs.alloc.peak_live_bytes_above_start as f64,
         );
     }
+    for r in runs
+        .iter()
+        .filter(|r| r.entries_per_sec_range.0 != r.entries_per_sec_range.1)
+    {
+        let (lo, hi) = r.entries_per_sec_range;
+        let _ = writeln!(
+            s,
+            "range {}: {lo:.0} .. {hi:.0} entries/s (median shown)",
+            r.name
+        );
+    }
     for r in runs {
         if r.snapshot_messages > 0 || r.refused_proposals > 0 {
             let _ = writeln!(
@@ -98,13 +109,15 @@ pub fn json(runs: &[RunStats]) -> String {
         }
         let _ = write!(
             s,
-            "{{\"impl\":\"{}\",\"entries_per_sec\":{:.1},\"leader_commit_secs\":{:.6},\
+            "{{\"impl\":\"{}\",\"entries_per_sec\":{:.1},\"entries_per_sec_min\":{:.1},\"entries_per_sec_max\":{:.1},\"leader_commit_secs\":{:.6},\
              \"all_applied_secs\":{:.6},\"alloc_bytes\":{},\"allocs\":{},\"bytes_per_entry\":{:.2},\
              \"allocs_per_entry\":{:.3},\"peak_live_bytes\":{},\"rounds\":{},\"messages\":{},\
              \"snapshot_messages\":{},\"refused_proposals\":{},\"compactions\":{},\
              \"max_stored_entries\":{}}}",
             r.name,
             r.entries_per_sec(),
+            r.entries_per_sec_range.0,
+            r.entries_per_sec_range.1,
             r.leader_commit.as_secs_f64(),
             r.all_applied.as_secs_f64(),
             r.alloc.alloc_bytes,

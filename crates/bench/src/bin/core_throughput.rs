@@ -11,11 +11,10 @@
 //! ```
 //!
 //! Runs raft-rs (one `propose` per proposal), raft-rs-batch (one `MsgPropose` per round) and
-//! raftkv, in that order, each `--repeat` times (default 1), and reports each one's median run
-//! by throughput.
+//! raftkv, in that order, `--repeat` times (default 1) interleaved, and reports each one's
+//! median run by throughput with the min–max range.
 
 use bench::alloc::{self, CountingAlloc};
-use bench::driver::BenchNode;
 use bench::driver::{run, RunStats};
 use bench::ours::OurNode;
 use bench::raftrs::{RaftRsBatchNode, RaftRsNode};
@@ -97,16 +96,25 @@ fn main() {
             .as_ref()
             .is_none_or(|o| o.iter().any(|v| v == name))
     };
-    let mut runs: Vec<RunStats> = Vec::new();
-    if want("raftrs") {
-        runs.push(median::<RaftRsNode>(&args));
+    let (rs, rs_batch, ours) = (want("raftrs"), want("raftrs-batch"), want("raftkv"));
+    // Interleaved, so that drift on the machine hits every implementation alike.
+    let mut per_impl: [Vec<RunStats>; 3] = Default::default();
+    for _ in 0..args.repeat {
+        if rs {
+            per_impl[0].push(run::<RaftRsNode>(&args.params));
+        }
+        if rs_batch {
+            per_impl[1].push(run::<RaftRsBatchNode>(&args.params));
+        }
+        if ours {
+            per_impl[2].push(run::<OurNode>(&args.params));
+        }
     }
-    if want("raftrs-batch") {
-        runs.push(median::<RaftRsBatchNode>(&args));
-    }
-    if want("raftkv") {
-        runs.push(median::<OurNode>(&args));
-    }
+    let runs: Vec<RunStats> = per_impl
+        .into_iter()
+        .filter(|v| !v.is_empty())
+        .map(median)
+        .collect();
     if args.json {
         println!("{}", report::json(&runs));
     } else {
@@ -114,9 +122,14 @@ fn main() {
     }
 }
 
-/// Run `N` `args.repeat` times; the run with the median throughput.
-fn median<N: BenchNode>(args: &Args) -> RunStats {
-    let mut all: Vec<RunStats> = (0..args.repeat).map(|_| run::<N>(&args.params)).collect();
+/// The run with the median throughput, carrying the range over all of them.
+fn median(mut all: Vec<RunStats>) -> RunStats {
     all.sort_by(|a, b| a.entries_per_sec().total_cmp(&b.entries_per_sec()));
-    all.swap_remove(all.len() / 2)
+    let range = (
+        all[0].entries_per_sec(),
+        all[all.len() - 1].entries_per_sec(),
+    );
+    let mut m = all.swap_remove(all.len() / 2);
+    m.entries_per_sec_range = range;
+    m
 }
