@@ -1,0 +1,238 @@
+//! Cross-node safety checks (the Raft paper's Figure 3), run after every simulated event.
+//!
+//! Owns: the global registries the checks compare against — every entry ever written (Log
+//! Matching), the leader of every term (Election Safety), the committed prefix (Leader
+//! Completeness) and the applied prefix (State Machine Safety) — and a cursor per node so
+//! each check only looks at what changed since the last event (cost O(new entries)).
+//! Must never: mutate a node, or forget anything for the whole run (a violation may involve
+//! a node that crashed long ago).
+
+use crate::app::SimStateMachine;
+use crate::disk::{entry_hash, SimStore};
+use raft::{EntryId, LogIndex, NodeId, Term};
+use replica::Replica;
+use std::collections::{BTreeMap, HashMap};
+
+/// A simulated node as the checker sees it.
+pub type SimReplica = Replica<SimStore, SimStateMachine>;
+
+/// What the checker has already seen of one node.
+#[derive(Default, Clone, Debug)]
+struct NodeCursor {
+    audit_seen: usize,
+    records_seen: usize,
+    restores_seen: u64,
+    commit_seen: LogIndex,
+    leader_term_seen: Option<Term>,
+}
+
+/// Global registries plus per-node cursors.
+#[derive(Default, Debug)]
+pub struct Checker {
+    /// Log Matching: every entry written anywhere → (payload hash, previous entry's term).
+    entries: HashMap<EntryId, (u64, Option<Term>)>,
+    /// Election Safety: term → its one leader.
+    leaders: BTreeMap<Term, NodeId>,
+    /// State Machine Safety: `applied[i]` = (term, payload hash) of what was applied at i + 1.
+    applied: Vec<(Term, u64)>,
+    /// Terms of the entries known committed: `committed[i]` is the term at index i + 1.
+    committed: Vec<Term>,
+    nodes: Vec<NodeCursor>,
+}
+
+impl Checker {
+    pub fn new(nodes: usize) -> Self {
+        Checker {
+            nodes: vec![NodeCursor::default(); nodes],
+            ..Default::default()
+        }
+    }
+
+    /// Number of terms that had a leader so far.
+    pub fn elections(&self) -> usize {
+        self.leaders.len()
+    }
+
+    /// Length of the committed prefix known so far.
+    pub fn committed_len(&self) -> u64 {
+        self.committed.len() as u64
+    }
+
+    /// Length of the globally applied prefix.
+    pub fn applied_len(&self) -> u64 {
+        self.applied.len() as u64
+    }
+
+    /// Node `n` restarted: its commit index and role start over.
+    pub fn restarted(&mut self, n: usize) {
+        let c = &mut self.nodes[n];
+        c.commit_seen = LogIndex(0);
+        c.records_seen = 0;
+        c.leader_term_seen = None;
+    }
+
+    /// Check node `n` after an event that touched it.
+    pub fn check_node(&mut self, n: usize, node: &SimReplica) -> Result<(), String> {
+        self.log_matching(n, node)?;
+        self.state_machine_safety(n, node)?;
+        self.indexes(node)?;
+        self.commits(n, node)?;
+        self.leadership(n, node)
+    }
+
+    /// Log Matching (§5.3), inductively: the same id always has the same payload and the
+    /// same previous term, so two logs holding one id agree on everything before it.
+    fn log_matching(&mut self, n: usize, node: &SimReplica) -> Result<(), String> {
+        let audit = node.store().audit();
+        let id = NodeId(n as u64 + 1);
+        for rec in &audit[self.nodes[n].audit_seen..] {
+            let known = self
+                .entries
+                .entry(rec.id)
+                .or_insert((rec.hash, rec.prev_term));
+            if known.0 != rec.hash {
+                return Err(format!(
+                    "log matching: {id:?} wrote {:?} with a payload differing from an earlier copy",
+                    rec.id
+                ));
+            }
+            match (known.1, rec.prev_term) {
+                (Some(a), Some(b)) if a != b => {
+                    return Err(format!(
+                        "log matching: {id:?} wrote {:?} after an entry of {b:?}, \
+                         another log has it after {a:?}",
+                        rec.id
+                    ));
+                }
+                (None, Some(b)) => known.1 = Some(b),
+                _ => {}
+            }
+        }
+        self.nodes[n].audit_seen = audit.len();
+        Ok(())
+    }
+
+    /// State Machine Safety (§5.4.3): every node's applied sequence is a prefix of one
+    /// global sequence.
+    fn state_machine_safety(&mut self, n: usize, node: &SimReplica) -> Result<(), String> {
+        let sm = node.state_machine();
+        let cur = &mut self.nodes[n];
+        if sm.restores() != cur.restores_seen {
+            cur.restores_seen = sm.restores();
+            cur.records_seen = 0;
+        }
+        let records = sm.records();
+        for (i, r) in records.iter().enumerate().skip(cur.records_seen) {
+            let got = (r.id.term, entry_hash(r.kind, &r.data));
+            if i < self.applied.len() {
+                if self.applied[i] != got {
+                    return Err(format!(
+                        "state machine safety: n{} applied {:?} ({:?}), another node applied an \
+                         entry of {:?} at that index",
+                        n + 1,
+                        r.id,
+                        r.kind,
+                        self.applied[i].0
+                    ));
+                }
+            } else {
+                self.applied.push(got);
+            }
+        }
+        cur.records_seen = records.len();
+        if node.applied_index() != sm.applied_index() {
+            return Err(format!(
+                "n{}: replica applied {:?} but the state machine holds {:?}",
+                n + 1,
+                node.applied_index(),
+                sm.applied_index()
+            ));
+        }
+        Ok(())
+    }
+
+    /// applied ≤ commit ≤ last index.
+    fn indexes(&self, node: &SimReplica) -> Result<(), String> {
+        let raft = node.raft();
+        let (applied, commit, last) =
+            (raft.applied_index(), raft.commit_index(), raft.last_index());
+        if applied <= commit && commit <= last {
+            Ok(())
+        } else {
+            Err(format!(
+                "{:?}: indexes out of order: applied {applied:?}, commit {commit:?}, last {last:?}",
+                raft.id()
+            ))
+        }
+    }
+
+    /// A committed entry never changes: extend the committed prefix with this node's new
+    /// commits and compare those already known.
+    fn commits(&mut self, n: usize, node: &SimReplica) -> Result<(), String> {
+        let raft = node.raft();
+        let commit = raft.commit_index();
+        let records = node.state_machine().records();
+        let mut i = self.nodes[n].commit_seen.next();
+        while i <= commit {
+            let term = raft
+                .term_at(i)
+                .or_else(|| records.get(i.0 as usize - 1).map(|r| r.id.term))
+                .ok_or_else(|| {
+                    format!(
+                        "n{}: committed index {i:?} neither in log nor applied",
+                        n + 1
+                    )
+                })?;
+            let k = i.0 as usize - 1;
+            if k < self.committed.len() {
+                if self.committed[k] != term {
+                    return Err(format!(
+                        "n{} committed {:?} at {i:?} but {:?} was committed there before",
+                        n + 1,
+                        term,
+                        self.committed[k]
+                    ));
+                }
+            } else {
+                self.committed.push(term);
+            }
+            i = i.next();
+        }
+        let cur = &mut self.nodes[n];
+        cur.commit_seen = cur.commit_seen.max(commit);
+        Ok(())
+    }
+
+    /// Election Safety (§5.2) and Leader Completeness (§5.4): at most one leader per term
+    /// over the whole run, and a new leader's log holds every entry committed so far.
+    fn leadership(&mut self, n: usize, node: &SimReplica) -> Result<(), String> {
+        let raft = node.raft();
+        if !raft.is_leader() {
+            return Ok(());
+        }
+        let (id, term) = (raft.id(), raft.term());
+        let leader = *self.leaders.entry(term).or_insert(id);
+        if leader != id {
+            return Err(format!(
+                "election safety: {leader:?} and {id:?} both led {term:?}"
+            ));
+        }
+        if self.nodes[n].leader_term_seen == Some(term) {
+            return Ok(());
+        }
+        self.nodes[n].leader_term_seen = Some(term);
+        let snap = raft.snapshot().map_or(LogIndex(0), |s| s.meta.last.index);
+        for (k, &t) in self.committed.iter().enumerate().skip(snap.0 as usize) {
+            let index = LogIndex(k as u64 + 1);
+            if raft.term_at(index) != Some(t) {
+                return Err(format!(
+                    "leader completeness: {id:?} became leader of {term:?} without the \
+                     committed entry {:?} (it has {:?})",
+                    EntryId::new(t, index),
+                    raft.term_at(index)
+                ));
+            }
+        }
+        Ok(())
+    }
+}

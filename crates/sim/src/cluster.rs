@@ -1,0 +1,802 @@
+//! [`Cluster`]: many simulated nodes, one virtual clock, one event queue, one seeded RNG.
+//!
+//! Owns: virtual time, the event queue (ordered by `(time, seq)`, so ties break by
+//! scheduling order), node lifecycles (up, crashed with its disk parked, restarted), message
+//! routing through the fault model, the trace hash, and running the checker after every
+//! event. Must never: read the wall clock, use an RNG other than the one seeded from
+//! `SimConfig::seed`, iterate a hash map where order matters, or clone whole logs per event.
+
+use crate::app::SimStateMachine;
+use crate::check::{Checker, SimReplica};
+use crate::config::{NetConfig, SimConfig};
+use crate::disk::SimStore;
+use crate::hash::{finish, mix};
+use crate::net::{is_request, NetStats, Topology};
+use bytes::Bytes;
+use raft::{
+    Configuration, EntryId, LogIndex, Message, MessageBody, NodeId, ProposeError, Raft, ReadError,
+    Term, TransferError,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use replica::{Completion, Replica, SnapshotPolicy};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use storage::MemStore;
+
+/// Totals over the whole run (never reset).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Events processed (deliveries, ticks, deferred `Ready`s).
+    pub events: u64,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    /// Lost to the fault model, a partition, or a crash.
+    pub messages_dropped: u64,
+    pub messages_duplicated: u64,
+    pub ticks: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub proposals: u64,
+    pub proposals_accepted: u64,
+    pub proposals_applied: u64,
+    pub proposals_failed: u64,
+    pub reads_ready: u64,
+    pub reads_failed: u64,
+}
+
+enum EventKind {
+    Deliver {
+        msg: Message,
+        from_inc: u32,
+        to_inc: u32,
+    },
+    Tick {
+        node: usize,
+        inc: u32,
+    },
+    Ready {
+        node: usize,
+        inc: u32,
+    },
+}
+
+struct Event {
+    at_ms: u64,
+    seq: u64,
+    kind: EventKind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_ms, self.seq) == (other.at_ms, other.seq)
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Event {
+    /// Reversed, so `BinaryHeap` pops the earliest `(time, seq)` first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at_ms, other.seq).cmp(&(self.at_ms, self.seq))
+    }
+}
+
+struct Node {
+    replica: Option<SimReplica>,
+    /// While crashed: the disk (as the crash left it) and the last state machine, for
+    /// observation (`applied`, `n_committed`).
+    parked: Option<(SimStore, SimStateMachine)>,
+    /// Bumped at every crash; messages and timers of an older incarnation are dropped.
+    incarnation: u32,
+    ready_scheduled: bool,
+    read_results: Vec<(u64, Option<LogIndex>)>,
+    completions: Vec<Completion>,
+}
+
+// Trace event codes.
+const T_DELIVER: u64 = 1;
+const T_DROP_SEND: u64 = 2;
+const T_DROP_DELIVER: u64 = 3;
+const T_TICK: u64 = 4;
+const T_CRASH: u64 = 5;
+const T_RESTART: u64 = 6;
+const T_READY: u64 = 7;
+const T_PROPOSE: u64 = 8;
+const T_TOPOLOGY: u64 = 9;
+
+/// A simulated cluster. See the crate docs for the model.
+pub struct Cluster {
+    cfg: SimConfig,
+    now_ms: u64,
+    seq: u64,
+    rng: ChaCha8Rng,
+    queue: BinaryHeap<Event>,
+    nodes: Vec<Node>,
+    topo: Topology,
+    stats: NetStats,
+    counters: Counters,
+    checker: Checker,
+    trace: u64,
+    outbox: Vec<Message>,
+    next_token: u64,
+}
+
+impl Cluster {
+    /// Build and start `cfg.nodes` fresh nodes; each node's tick phase is seeded.
+    pub fn new(cfg: SimConfig) -> Cluster {
+        assert!(cfg.nodes >= 1, "a cluster needs at least one node");
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let n = cfg.nodes;
+        let mut c = Cluster {
+            now_ms: 0,
+            seq: 0,
+            rng,
+            queue: BinaryHeap::with_capacity(1024),
+            nodes: Vec::with_capacity(n),
+            topo: Topology::new(n),
+            stats: NetStats::default(),
+            counters: Counters::default(),
+            checker: Checker::new(n),
+            trace: mix(0, cfg.seed),
+            outbox: Vec::new(),
+            next_token: 1,
+            cfg,
+        };
+        let conf = Configuration::new((1..=n as u64).map(NodeId));
+        for i in 0..n {
+            let store = SimStore::new(MemStore::new(conf.clone()));
+            c.nodes.push(Node {
+                replica: None,
+                parked: Some((store, SimStateMachine::new())),
+                incarnation: 0,
+                ready_scheduled: false,
+                read_results: Vec::new(),
+                completions: Vec::new(),
+            });
+            c.start(i);
+        }
+        c
+    }
+
+    // ----- time -----
+
+    /// Virtual time in ms.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Advance virtual time by `ms`, processing every event due; invariants are checked
+    /// after each event and a violation panics with the seed and a description.
+    pub fn run_for(&mut self, ms: u64) {
+        let end = self.now_ms + ms;
+        while let Some(ev) = self.pop_due(end) {
+            self.process(ev);
+        }
+        self.now_ms = end;
+    }
+
+    /// Run until `pred` holds (checked before the first event and after each one) or
+    /// `max_ms` passes; returns whether it held.
+    pub fn run_until(&mut self, max_ms: u64, mut pred: impl FnMut(&Cluster) -> bool) -> bool {
+        if pred(self) {
+            return true;
+        }
+        let end = self.now_ms + max_ms;
+        while let Some(ev) = self.pop_due(end) {
+            self.process(ev);
+            if pred(self) {
+                return true;
+            }
+        }
+        self.now_ms = end;
+        pred(self)
+    }
+
+    fn pop_due(&mut self, end_ms: u64) -> Option<Event> {
+        if self.queue.peek()?.at_ms > end_ms {
+            return None;
+        }
+        let ev = self.queue.pop()?;
+        debug_assert!(ev.at_ms >= self.now_ms, "time never goes backwards");
+        self.now_ms = ev.at_ms;
+        Some(ev)
+    }
+
+    fn schedule(&mut self, at_ms: u64, kind: EventKind) {
+        self.seq += 1;
+        self.queue.push(Event {
+            at_ms,
+            seq: self.seq,
+            kind,
+        });
+    }
+
+    fn process(&mut self, ev: Event) {
+        self.counters.events += 1;
+        match ev.kind {
+            EventKind::Deliver {
+                msg,
+                from_inc,
+                to_inc,
+            } => self.deliver(msg, from_inc, to_inc),
+            EventKind::Tick { node, inc } => self.tick(node, inc),
+            EventKind::Ready { node, inc } => {
+                if self.nodes[node].incarnation == inc && self.nodes[node].replica.is_some() {
+                    self.nodes[node].ready_scheduled = false;
+                    self.trace_event(T_READY, node as u64);
+                    self.drive(node);
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, n: usize, inc: u32) {
+        let node = &mut self.nodes[n];
+        let Some(r) = node.replica.as_mut() else {
+            return;
+        };
+        if node.incarnation != inc {
+            return;
+        }
+        r.tick();
+        let has_ready = r.raft().has_ready();
+        self.counters.ticks += 1;
+        if has_ready {
+            self.trace_event(T_TICK, n as u64);
+            self.drive(n);
+        }
+        let at = self.now_ms + self.cfg.tick_ms;
+        self.schedule(at, EventKind::Tick { node: n, inc });
+    }
+
+    // ----- one node's I/O -----
+
+    /// Handle the node's `Ready`s, route its messages, record completions, check.
+    fn drive(&mut self, n: usize) {
+        let mut out = std::mem::take(&mut self.outbox);
+        let r = self.nodes[n].replica.as_mut().expect("drive a live node");
+        let done = match r.handle_ready(&mut out) {
+            Ok(done) => done,
+            Err(e) => self.fail(&format!("n{} failed handling Ready: {e}", n + 1)),
+        };
+        let node = &mut self.nodes[n];
+        for c in done {
+            match &c {
+                Completion::Applied { .. } => self.counters.proposals_applied += 1,
+                Completion::Failed { .. } => self.counters.proposals_failed += 1,
+                Completion::ReadReady { token, index } => {
+                    self.counters.reads_ready += 1;
+                    node.read_results.push((*token, Some(*index)));
+                }
+                Completion::ReadFailed { token } => {
+                    self.counters.reads_failed += 1;
+                    node.read_results.push((*token, None));
+                }
+            }
+            node.completions.push(c);
+        }
+        for msg in out.drain(..) {
+            self.send(n, msg);
+        }
+        self.outbox = out;
+        self.check(n);
+    }
+
+    fn check(&mut self, n: usize) {
+        let Some(r) = self.nodes[n].replica.as_ref() else {
+            return;
+        };
+        if let Err(e) = self.checker.check_node(n, r) {
+            self.fail(&e);
+        }
+    }
+
+    /// Panic with the seed, the virtual time and `what`.
+    fn fail(&self, what: &str) -> ! {
+        panic!(
+            "[sim seed={} t={}ms] invariant violated: {what}",
+            self.cfg.seed, self.now_ms
+        )
+    }
+
+    fn index_of(&self, id: NodeId) -> usize {
+        let n = id.0 as usize;
+        assert!(
+            n >= 1 && n <= self.nodes.len(),
+            "no node {id:?} in this cluster"
+        );
+        n - 1
+    }
+
+    // ----- the network -----
+
+    fn send(&mut self, from: usize, msg: Message) {
+        let to = msg.to.0 as usize;
+        if to == 0 || to > self.nodes.len() || msg.from.0 as usize != from + 1 {
+            self.fail(&format!(
+                "n{} sent a misaddressed message {msg:?}",
+                from + 1
+            ));
+        }
+        let to = to - 1;
+        let req = is_request(&msg);
+        let size = msg.size_bytes() as u64;
+        self.counters.messages_sent += 1;
+        *self.stats.by_kind.entry(msg.kind_name()).or_insert(0) += 1;
+        if req {
+            self.stats.rpcs += 1;
+            self.stats.bytes += size;
+        }
+        let digest = msg_digest(&msg);
+        if !self.topo.can_send(from, to) || self.nodes[to].replica.is_none() {
+            self.drop_msg(T_DROP_SEND, digest);
+            return;
+        }
+        let net = &self.cfg.net;
+        let p_drop = if req {
+            net.drop_request
+        } else {
+            net.drop_response
+        };
+        let p_dup = net.duplicate;
+        if p_drop > 0.0 && self.rng.gen_bool(p_drop) {
+            self.drop_msg(T_DROP_SEND, digest);
+            return;
+        }
+        let copies = if p_dup > 0.0 && self.rng.gen_bool(p_dup) {
+            2
+        } else {
+            1
+        };
+        let (from_inc, to_inc) = (self.nodes[from].incarnation, self.nodes[to].incarnation);
+        if copies == 2 {
+            self.counters.messages_duplicated += 1;
+            let at = self.now_ms + self.delay_ms(req);
+            let kind = EventKind::Deliver {
+                msg: msg.clone(),
+                from_inc,
+                to_inc,
+            };
+            self.schedule(at, kind);
+        }
+        let at = self.now_ms + self.delay_ms(req);
+        self.schedule(
+            at,
+            EventKind::Deliver {
+                msg,
+                from_inc,
+                to_inc,
+            },
+        );
+    }
+
+    /// One-way delay of a message: uniform in the configured range, plus, for a fraction of
+    /// responses, a long hold-back skewed towards short (labrpc's long reordering).
+    fn delay_ms(&mut self, request: bool) -> u64 {
+        let (lo, hi) = self.cfg.net.delay_ms;
+        let mut d = if hi > lo {
+            self.rng.gen_range(lo..=hi)
+        } else {
+            lo
+        };
+        if let (false, Some(lr)) = (request, &self.cfg.net.long_reorder) {
+            let (fraction, min, span) =
+                (lr.fraction, lr.min_ms, lr.max_ms.saturating_sub(lr.min_ms));
+            if fraction > 0.0 && self.rng.gen_bool(fraction) {
+                let cap = self.rng.gen_range(0..=span);
+                d += min + self.rng.gen_range(0..=cap);
+            }
+        }
+        d
+    }
+
+    fn drop_msg(&mut self, code: u64, digest: u64) {
+        self.counters.messages_dropped += 1;
+        self.trace_event(code, digest);
+    }
+
+    fn deliver(&mut self, msg: Message, from_inc: u32, to_inc: u32) {
+        let (from, to) = (msg.from.0 as usize - 1, msg.to.0 as usize - 1);
+        let digest = msg_digest(&msg);
+        let alive = self.nodes[from].incarnation == from_inc
+            && self.nodes[to].incarnation == to_inc
+            && self.nodes[from].replica.is_some()
+            && self.nodes[to].replica.is_some();
+        if !alive || !self.topo.can_send(from, to) {
+            self.drop_msg(T_DROP_DELIVER, digest);
+            return;
+        }
+        if !is_request(&msg) {
+            self.stats.bytes += msg.size_bytes() as u64;
+        }
+        self.counters.messages_delivered += 1;
+        self.trace_event(T_DELIVER, digest);
+        let r = self.nodes[to].replica.as_mut().expect("checked alive");
+        if let Err(e) = r.receive(msg) {
+            self.fail(&format!("n{} refused a message: {e}", to + 1));
+        }
+        self.drive(to);
+    }
+
+    /// The network fault model now in force.
+    pub fn set_net(&mut self, net: NetConfig) {
+        self.trace_event(T_TOPOLOGY, 100);
+        self.cfg.net = net;
+    }
+
+    pub fn net(&self) -> &NetConfig {
+        &self.cfg.net
+    }
+
+    // ----- connectivity (6.824 semantics) -----
+
+    /// Node `id` can neither send nor receive until `connect`ed.
+    pub fn disconnect(&mut self, id: NodeId) {
+        let n = self.index_of(id);
+        self.topo.set_connected(n, false);
+        self.trace_event(T_TOPOLOGY, mix(1, id.0));
+    }
+
+    pub fn connect(&mut self, id: NodeId) {
+        let n = self.index_of(id);
+        self.topo.set_connected(n, true);
+        self.trace_event(T_TOPOLOGY, mix(2, id.0));
+    }
+
+    pub fn is_connected(&self, id: NodeId) -> bool {
+        self.topo.is_connected(self.index_of(id))
+    }
+
+    /// Nodes talk only within their group; nodes not listed are isolated.
+    pub fn partition(&mut self, groups: &[&[NodeId]]) {
+        let mut h = 3;
+        for g in groups {
+            for id in g.iter() {
+                self.index_of(*id);
+                h = mix(h, id.0);
+            }
+            h = mix(h, u64::MAX);
+        }
+        self.topo.partition(groups);
+        self.trace_event(T_TOPOLOGY, h);
+    }
+
+    /// Everyone connected, all links up.
+    pub fn heal(&mut self) {
+        self.topo.heal();
+        self.trace_event(T_TOPOLOGY, 4);
+    }
+
+    /// Enable or disable the one-way link `from → to`.
+    pub fn set_link(&mut self, from: NodeId, to: NodeId, up: bool) {
+        let (f, t) = (self.index_of(from), self.index_of(to));
+        self.topo.set_link(f, t, up);
+        self.trace_event(T_TOPOLOGY, mix(mix(5, from.0), to.0 * 2 + up as u64));
+    }
+
+    /// Whether the one-way link `from → to` is up (regardless of connected flags).
+    pub fn link(&self, from: NodeId, to: NodeId) -> bool {
+        self.topo.link(self.index_of(from), self.index_of(to))
+    }
+
+    // ----- node faults -----
+
+    /// Power cut: the node stops, its unsynced writes are lost (or, with
+    /// `crash_keeps_unsynced_prefix`, a seeded-random prefix of them survives), and messages
+    /// in flight to or from it are dropped.
+    pub fn crash(&mut self, id: NodeId) {
+        let n = self.index_of(id);
+        let Some(r) = self.nodes[n].replica.take() else {
+            return;
+        };
+        let node = &mut self.nodes[n];
+        node.incarnation += 1;
+        node.ready_scheduled = false;
+        let (mut store, sm) = r.into_parts();
+        let unsynced = store.mem().unsynced_writes();
+        let keep = if self.cfg.crash_keeps_unsynced_prefix && unsynced > 0 {
+            self.rng.gen_range(0..=unsynced)
+        } else {
+            0
+        };
+        store.mem_mut().crash_keeping(keep);
+        self.nodes[n].parked = Some((store, sm));
+        self.counters.crashes += 1;
+        self.trace_event(T_CRASH, mix(id.0, keep as u64));
+    }
+
+    /// Restart from durable state (snapshot + log + hard state); crashes it first if up.
+    pub fn restart(&mut self, id: NodeId) {
+        let n = self.index_of(id);
+        if self.nodes[n].replica.is_some() {
+            self.crash(id);
+        }
+        self.start(n);
+        self.counters.restarts += 1;
+        self.trace_event(T_RESTART, id.0);
+        self.drive(n);
+    }
+
+    /// Start node `n` from its parked disk with a fresh state machine and tick chain.
+    fn start(&mut self, n: usize) {
+        let id = NodeId(n as u64 + 1);
+        let (store, _) = self.nodes[n]
+            .parked
+            .take()
+            .expect("a stopped node has a disk");
+        let mut rc = raft::Config::new(id);
+        rc.election_ticks = self.cfg.election_ticks;
+        rc.heartbeat_ticks = self.cfg.heartbeat_ticks;
+        rc.pre_vote = self.cfg.pre_vote;
+        rc.check_quorum = self.cfg.check_quorum;
+        rc.msg_bytes_max = self.cfg.msg_bytes_max;
+        rc.inflight_msgs_max = self.cfg.inflight_msgs_max;
+        rc.snapshot_chunk_bytes = self.cfg.snapshot_chunk_bytes;
+        rc.seed = self.rng.gen();
+        let policy = SnapshotPolicy {
+            every_applied_entries: self.cfg.snapshot_every,
+        };
+        let replica = match Replica::new(rc, store, SimStateMachine::new(), policy) {
+            Ok(r) => r,
+            Err(e) => self.fail(&format!("{id:?} cannot start from its disk: {e}")),
+        };
+        self.nodes[n].replica = Some(replica);
+        self.checker.restarted(n);
+        let inc = self.nodes[n].incarnation;
+        let phase = self.rng.gen_range(1..=self.cfg.tick_ms.max(1));
+        self.schedule(self.now_ms + phase, EventKind::Tick { node: n, inc });
+    }
+
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.nodes[self.index_of(id)].replica.is_some()
+    }
+
+    // ----- client-ish actions -----
+
+    fn schedule_ready(&mut self, n: usize) {
+        if !self.nodes[n].ready_scheduled {
+            self.nodes[n].ready_scheduled = true;
+            let inc = self.nodes[n].incarnation;
+            self.schedule(self.now_ms, EventKind::Ready { node: n, inc });
+        }
+    }
+
+    /// 6.824 `Start(cmd)`: propose at node `id`. The node handles its `Ready` as the next
+    /// event at the current time, so proposals made together are batched.
+    pub fn propose(&mut self, id: NodeId, data: Bytes) -> Result<EntryId, ProposeError> {
+        let n = self.index_of(id);
+        self.counters.proposals += 1;
+        let token = self.next_token;
+        self.next_token += 1;
+        let Some(r) = self.nodes[n].replica.as_mut() else {
+            return Err(ProposeError::NotLeader { leader_hint: None });
+        };
+        let res = r.propose(data, token);
+        if let Ok(eid) = res {
+            self.counters.proposals_accepted += 1;
+            self.trace_event(T_PROPOSE, mix(eid.index.0, eid.term.0));
+            self.schedule_ready(n);
+        }
+        res
+    }
+
+    /// Start a linearizable read at node `id`; its answer appears in `read_results(id)`.
+    pub fn read_index(&mut self, id: NodeId, ctx: u64) -> Result<(), ReadError> {
+        let n = self.index_of(id);
+        let Some(r) = self.nodes[n].replica.as_mut() else {
+            return Err(ReadError::NoLeader);
+        };
+        r.read(ctx)?;
+        self.schedule_ready(n);
+        Ok(())
+    }
+
+    /// Completed ReadIndex answers seen at `id`, in order: (ctx, read index), `None` when the
+    /// read failed.
+    pub fn read_results(&self, id: NodeId) -> &[(u64, Option<LogIndex>)] {
+        &self.nodes[self.index_of(id)].read_results
+    }
+
+    /// Every proposal/read completion seen at `id`, in order.
+    pub fn completions(&self, id: NodeId) -> &[Completion] {
+        &self.nodes[self.index_of(id)].completions
+    }
+
+    pub fn transfer_leader(&mut self, id: NodeId, to: NodeId) -> Result<(), TransferError> {
+        let n = self.index_of(id);
+        let Some(r) = self.nodes[n].replica.as_mut() else {
+            return Err(TransferError::NotLeader { leader_hint: None });
+        };
+        r.transfer_leader(to)?;
+        self.schedule_ready(n);
+        Ok(())
+    }
+
+    /// Make node `id` start an election now (no-op while crashed).
+    pub fn campaign(&mut self, id: NodeId) {
+        let n = self.index_of(id);
+        if let Some(r) = self.nodes[n].replica.as_mut() {
+            r.campaign();
+            self.schedule_ready(n);
+        }
+    }
+
+    // ----- observation -----
+
+    pub fn ids(&self) -> Vec<NodeId> {
+        (1..=self.nodes.len() as u64).map(NodeId).collect()
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    /// The core of node `id`; `None` while crashed.
+    pub fn raft(&self, id: NodeId) -> Option<&Raft> {
+        self.nodes[self.index_of(id)]
+            .replica
+            .as_ref()
+            .map(|r| r.raft())
+    }
+
+    /// The replica of node `id`; `None` while crashed.
+    pub fn replica(&self, id: NodeId) -> Option<&SimReplica> {
+        self.nodes[self.index_of(id)].replica.as_ref()
+    }
+
+    /// Up-and-connected nodes that believe they are leader, with their terms.
+    pub fn leaders(&self) -> Vec<(NodeId, Term)> {
+        let mut out = Vec::new();
+        for (n, node) in self.nodes.iter().enumerate() {
+            if let Some(r) = &node.replica {
+                if self.topo.is_connected(n) && r.raft().is_leader() {
+                    out.push((r.raft().id(), r.raft().term()));
+                }
+            }
+        }
+        out
+    }
+
+    fn sm(&self, n: usize) -> &SimStateMachine {
+        let node = &self.nodes[n];
+        match (&node.replica, &node.parked) {
+            (Some(r), _) => r.state_machine(),
+            (None, Some((_, sm))) => sm,
+            (None, None) => unreachable!("a node is either up or parked"),
+        }
+    }
+
+    fn disk(&self, n: usize) -> &SimStore {
+        let node = &self.nodes[n];
+        match (&node.replica, &node.parked) {
+            (Some(r), _) => r.store(),
+            (None, Some((store, _))) => store,
+            (None, None) => unreachable!("a node is either up or parked"),
+        }
+    }
+
+    /// The application state machine of node `id` (its last one while crashed).
+    pub fn state_machine(&self, id: NodeId) -> &SimStateMachine {
+        self.sm(self.index_of(id))
+    }
+
+    /// Commands applied by node `id`, in order, as (index, data), including those restored
+    /// from snapshots. Leader no-ops are not commands and are left out.
+    pub fn applied(&self, id: NodeId) -> Vec<(LogIndex, Bytes)> {
+        self.sm(self.index_of(id))
+            .records()
+            .iter()
+            .filter(|r| r.kind == raft::EntryKind::Normal)
+            .map(|r| (r.id.index, r.data.clone()))
+            .collect()
+    }
+
+    /// Last index node `id` applied (its last state machine's while crashed).
+    pub fn applied_index(&self, id: NodeId) -> LogIndex {
+        self.sm(self.index_of(id)).applied_index()
+    }
+
+    /// 6.824 `nCommitted`: how many nodes (up or not) applied a command at `index`, and
+    /// which. Panics if two nodes applied different commands there.
+    pub fn n_committed(&self, index: LogIndex) -> (usize, Option<Bytes>) {
+        let mut count = 0;
+        let mut cmd: Option<&Bytes> = None;
+        for n in 0..self.nodes.len() {
+            if let Some(d) = self.sm(n).command_at(index) {
+                if cmd.is_some_and(|c| c != d) {
+                    self.fail(&format!(
+                        "n_committed: nodes applied different commands at {index:?}"
+                    ));
+                }
+                cmd = Some(d);
+                count += 1;
+            }
+        }
+        (count, cmd.cloned())
+    }
+
+    pub fn stats(&self) -> NetStats {
+        self.stats.clone()
+    }
+
+    pub fn reset_stats(&mut self) {
+        self.stats = NetStats::default();
+    }
+
+    /// Totals since the cluster was built.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Terms that had a leader so far.
+    pub fn elections(&self) -> usize {
+        self.checker.elections()
+    }
+
+    /// Length of the log prefix known to be committed.
+    pub fn committed_len(&self) -> u64 {
+        self.checker.committed_len()
+    }
+
+    /// Durable Raft state of node `id` (hard state + log), in bytes.
+    pub fn persisted_log_bytes(&self, id: NodeId) -> usize {
+        self.disk(self.index_of(id)).mem().durable_log_bytes()
+    }
+
+    /// Durable snapshot of node `id`, in bytes.
+    pub fn persisted_snapshot_bytes(&self, id: NodeId) -> usize {
+        self.disk(self.index_of(id)).mem().durable_snapshot_bytes()
+    }
+
+    /// Hash of every event so far: same seed and same calls ⇒ same hash.
+    pub fn trace_hash(&self) -> u64 {
+        finish(self.trace)
+    }
+
+    fn trace_event(&mut self, code: u64, detail: u64) {
+        self.trace = mix(mix(mix(self.trace, code), self.now_ms), detail);
+    }
+
+    /// The one seeded RNG, for test scripts.
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.cfg.seed
+    }
+}
+
+/// A cheap fingerprint of a message for the trace.
+fn msg_digest(m: &Message) -> u64 {
+    let h = mix(mix(mix(0, m.from.0), m.to.0), m.term.0);
+    match &m.body {
+        MessageBody::Vote(v) => mix(
+            mix(mix(h, 1 + v.pre_vote as u64), v.last.index.0),
+            v.last.term.0,
+        ),
+        MessageBody::VoteResponse(v) => mix(h, 4 + 2 * v.granted as u64 + v.pre_vote as u64),
+        MessageBody::Append(a) => {
+            let h = mix(mix(mix(h, 8), a.prev.index.0), a.prev.term.0);
+            mix(mix(h, a.entries.len() as u64), a.commit.0)
+        }
+        MessageBody::AppendResponse(r) => match r.outcome {
+            raft::AppendOutcome::Accepted { match_index } => mix(mix(h, 9), match_index.0),
+            raft::AppendOutcome::Rejected {
+                rejected_prev,
+                hint,
+            } => mix(mix(mix(h, 10), rejected_prev.0), hint.index.0),
+        },
+        MessageBody::Snapshot(s) => mix(mix(mix(h, 11), s.meta.last.index.0), s.offset),
+        MessageBody::SnapshotResponse(r) => mix(mix(h, 12), r.next_offset),
+        MessageBody::TimeoutNow => mix(h, 13),
+        MessageBody::ReadIndex { ctx } => mix(mix(h, 14), *ctx),
+        MessageBody::ReadIndexResponse { ctx, index } => {
+            mix(mix(mix(h, 15), *ctx), index.map_or(u64::MAX, |i| i.0))
+        }
+    }
+}

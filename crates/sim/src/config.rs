@@ -1,0 +1,110 @@
+//! What a simulated cluster looks like: network fault model and node settings.
+//!
+//! Owns: [`NetConfig`], [`LongReorder`], [`SimConfig`] and their defaults (the 6.824 labrpc
+//! numbers). Must never: hold state that changes while a simulation runs.
+
+/// Responses held back for a long time (6.824 `LongReordering`): with probability
+/// `fraction`, a response gets an extra delay in `[min_ms, max_ms]`, skewed towards short
+/// (labrpc draws `min + rand(0 ..= rand(0 ..= max - min))`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LongReorder {
+    pub fraction: f64,
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+/// Network fault model (6.824 labrpc §4 and more). Probabilities are in [0, 1].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetConfig {
+    /// Loss of request-type messages (Vote, Append, Snapshot, TimeoutNow, ReadIndex).
+    pub drop_request: f64,
+    /// Loss of response-type messages.
+    pub drop_response: f64,
+    /// Uniform one-way delay range `[lo, hi]` in ms.
+    pub delay_ms: (u64, u64),
+    /// Probability that a message is delivered twice (each copy with its own delay).
+    pub duplicate: f64,
+    /// Long reordering of responses.
+    pub long_reorder: Option<LongReorder>,
+}
+
+impl NetConfig {
+    /// No loss, no duplication, 0–1 ms delay.
+    pub fn reliable() -> Self {
+        NetConfig {
+            drop_request: 0.0,
+            drop_response: 0.0,
+            delay_ms: (0, 1),
+            duplicate: 0.0,
+            long_reorder: None,
+        }
+    }
+
+    /// labrpc `Reliable(false)`: 10% of requests and 10% of responses lost, 0–26 ms delay.
+    pub fn unreliable() -> Self {
+        NetConfig {
+            drop_request: 0.1,
+            drop_response: 0.1,
+            delay_ms: (0, 26),
+            ..NetConfig::reliable()
+        }
+    }
+
+    /// labrpc `LongReordering(true)`: 2/3 of responses held back 200–2,200 ms.
+    pub fn with_long_reordering(self) -> Self {
+        NetConfig {
+            long_reorder: Some(LongReorder {
+                fraction: 2.0 / 3.0,
+                min_ms: 200,
+                max_ms: 2200,
+            }),
+            ..self
+        }
+    }
+}
+
+/// A simulated cluster: size, timing, core switches and limits, faults.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// Node ids are `NodeId(1..=nodes)`.
+    pub nodes: usize,
+    pub tick_ms: u64,
+    /// E: election timeouts are drawn from [E, 2E) ticks.
+    pub election_ticks: u32,
+    pub heartbeat_ticks: u32,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    /// Snapshot the state machine every N applied entries (6.824 3D uses 10).
+    pub snapshot_every: Option<u64>,
+    pub msg_bytes_max: usize,
+    pub inflight_msgs_max: usize,
+    /// Size of one InstallSnapshot chunk.
+    pub snapshot_chunk_bytes: usize,
+    /// On a crash, let a seeded-random prefix of the unsynced writes survive (as the tail of
+    /// a real write-ahead log may). Off: a crash keeps exactly what was synced.
+    pub crash_keeps_unsynced_prefix: bool,
+    pub net: NetConfig,
+}
+
+impl SimConfig {
+    /// `nodes` nodes, 10 ms ticks, election timeout [150, 300) ms, heartbeat 50 ms, PreVote
+    /// and CheckQuorum on, no snapshots, reliable network.
+    pub fn new(nodes: usize, seed: u64) -> Self {
+        SimConfig {
+            seed,
+            nodes,
+            tick_ms: 10,
+            election_ticks: 15,
+            heartbeat_ticks: 5,
+            pre_vote: true,
+            check_quorum: true,
+            snapshot_every: None,
+            msg_bytes_max: 1 << 20,
+            inflight_msgs_max: 64,
+            snapshot_chunk_bytes: 1 << 20,
+            crash_keeps_unsynced_prefix: false,
+            net: NetConfig::reliable(),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Seeded random-fault runs (VOPR-style): one `u64` seed derives the cluster, the fault
+//! schedule and the workload; a liveness phase at the end heals everything and requires
+//! progress.
+//!
+//! Owns: [`run_random`], [`RunReport`], and the mapping seed → configuration → schedule.
+//! Must never: draw randomness from anywhere but the seed (the configuration is a pure
+//! function of it, everything after comes from the cluster's one RNG), or let a failure
+//! pass without naming the seed.
+
+use crate::cluster::Cluster;
+use crate::config::{NetConfig, SimConfig};
+use crate::hash::finish;
+use bytes::Bytes;
+use raft::{LogIndex, NodeId};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::fmt;
+
+/// Bound on electing a leader once everything is healed (simulated ms).
+pub const LIVENESS_LEADER_MS: u64 = 10_000;
+/// Bound on committing a new entry once there is a leader (simulated ms).
+pub const LIVENESS_COMMIT_MS: u64 = 10_000;
+/// Bound on every node applying that entry (simulated ms).
+pub const LIVENESS_CATCH_UP_MS: u64 = 30_000;
+
+/// What one seeded run did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunReport {
+    pub seed: u64,
+    pub nodes: usize,
+    pub snapshot_every: Option<u64>,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    /// Simulated time, including the liveness phase.
+    pub sim_ms: u64,
+    pub events: u64,
+    pub messages_delivered: u64,
+    pub messages_dropped: u64,
+    /// Terms that had a leader.
+    pub elections: usize,
+    /// Length of the committed log prefix.
+    pub commits: u64,
+    pub proposals: u64,
+    pub proposals_applied: u64,
+    pub reads_ready: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub partitions: u64,
+    pub net_changes: u64,
+    pub transfers: u64,
+    /// Simulated ms the liveness phase needed to elect, commit and catch everyone up.
+    pub liveness_ms: u64,
+    pub trace_hash: u64,
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "seed {}: {} nodes, snapshot every {:?}, pre_vote {}, check_quorum {}",
+            self.seed, self.nodes, self.snapshot_every, self.pre_vote, self.check_quorum
+        )?;
+        writeln!(
+            f,
+            "  {} simulated ms, {} events, {} messages delivered, {} dropped",
+            self.sim_ms, self.events, self.messages_delivered, self.messages_dropped
+        )?;
+        writeln!(
+            f,
+            "  {} elections, {} entries committed, {} proposals ({} applied), {} reads",
+            self.elections, self.commits, self.proposals, self.proposals_applied, self.reads_ready
+        )?;
+        writeln!(
+            f,
+            "  faults: {} crashes, {} restarts, {} partitions, {} network changes, {} transfers",
+            self.crashes, self.restarts, self.partitions, self.net_changes, self.transfers
+        )?;
+        write!(
+            f,
+            "  liveness phase: {} ms; trace hash {:016x}",
+            self.liveness_ms, self.trace_hash
+        )
+    }
+}
+
+/// The one command that replays `seed`.
+pub fn repro_command(seed: u64, minutes: u64) -> String {
+    if minutes == 1 {
+        format!("cargo run -p sim --release -- --seed {seed}")
+    } else {
+        format!("cargo run -p sim --release -- --seed {seed} --minutes {minutes}")
+    }
+}
+
+/// The cluster configuration for `seed`: a pure function of it.
+pub fn config_for_seed(seed: u64) -> SimConfig {
+    let h = finish(seed ^ 0x7261_6674_6b76_5349);
+    let pick = |shift: u32, n: u64| (h >> shift) % n;
+    let nodes = [3, 5, 7][pick(0, 3) as usize];
+    let mut cfg = SimConfig::new(nodes, seed);
+    cfg.snapshot_every = [None, Some(10), Some(50), Some(200)][pick(4, 4) as usize];
+    cfg.pre_vote = pick(8, 4) != 0;
+    cfg.check_quorum = pick(10, 4) != 0;
+    cfg.inflight_msgs_max = [1, 4, 64][pick(12, 3) as usize];
+    cfg.msg_bytes_max = [64, 4096, 1 << 20][pick(16, 3) as usize];
+    cfg.snapshot_chunk_bytes = [64, 1024, 1 << 20][pick(20, 3) as usize];
+    cfg.crash_keeps_unsynced_prefix = pick(24, 2) == 0;
+    cfg.election_ticks = 10 + pick(28, 11) as u32;
+    cfg.heartbeat_ticks = 2 + pick(36, 4) as u32;
+    cfg
+}
+
+struct Run {
+    c: Cluster,
+    report: RunReport,
+    next_cmd: u64,
+    next_read: u64,
+}
+
+/// Run `seed` for `minutes` simulated minutes of random faults and proposals, then heal and
+/// require progress. Panics (naming the seed) on any invariant violation or liveness failure.
+pub fn run_random(seed: u64, minutes: u64) -> RunReport {
+    let cfg = config_for_seed(seed);
+    let report = RunReport {
+        seed,
+        nodes: cfg.nodes,
+        snapshot_every: cfg.snapshot_every,
+        pre_vote: cfg.pre_vote,
+        check_quorum: cfg.check_quorum,
+        sim_ms: 0,
+        events: 0,
+        messages_delivered: 0,
+        messages_dropped: 0,
+        elections: 0,
+        commits: 0,
+        proposals: 0,
+        proposals_applied: 0,
+        reads_ready: 0,
+        crashes: 0,
+        restarts: 0,
+        partitions: 0,
+        net_changes: 0,
+        transfers: 0,
+        liveness_ms: 0,
+        trace_hash: 0,
+    };
+    let mut run = Run {
+        c: Cluster::new(cfg),
+        report,
+        next_cmd: 0,
+        next_read: 0,
+    };
+    let end_ms = minutes * 60_000;
+    while run.c.now_ms() < end_ms {
+        let step = run.c.rng().gen_range(5..=150);
+        run.c.run_for(step);
+        run.act();
+    }
+    run.liveness(minutes);
+    run.finish()
+}
+
+impl Run {
+    fn ids(&self) -> Vec<NodeId> {
+        self.c.ids()
+    }
+
+    fn random_node(&mut self) -> NodeId {
+        let n = self.c.config().nodes as u64;
+        NodeId(self.c.rng().gen_range(1..=n))
+    }
+
+    /// The up node that believes it leads the highest term, if any.
+    fn leader(&self) -> Option<NodeId> {
+        self.c
+            .leaders()
+            .into_iter()
+            .max_by_key(|&(_, t)| t)
+            .map(|(id, _)| id)
+    }
+
+    fn command(&mut self) -> Bytes {
+        self.next_cmd += 1;
+        Bytes::from(format!("s{}c{}", self.report.seed, self.next_cmd))
+    }
+
+    fn propose_some(&mut self, count: u64) {
+        let target = match self.leader() {
+            Some(l) if self.c.rng().gen_bool(0.9) => l,
+            _ => self.random_node(),
+        };
+        for _ in 0..count {
+            let cmd = self.command();
+            let _ = self.c.propose(target, cmd);
+        }
+    }
+
+    /// One scheduling step: mostly workload, sometimes a fault or a repair.
+    fn act(&mut self) {
+        let roll = self.c.rng().gen_range(0..1000u32);
+        match roll {
+            0..=499 => {
+                let k = self.c.rng().gen_range(1..=3);
+                self.propose_some(k);
+            }
+            500..=519 => {
+                let k = self.c.rng().gen_range(10..=60);
+                self.propose_some(k);
+            }
+            520..=569 => {
+                let id = self.random_node();
+                self.next_read += 1;
+                let _ = self.c.read_index(id, self.next_read);
+            }
+            570..=584 => self.partition(),
+            585..=594 => {
+                let id = self.random_node();
+                self.c.disconnect(id);
+                self.report.partitions += 1;
+            }
+            595..=609 => self.one_way_loss(),
+            610..=639 => {
+                self.c.heal();
+            }
+            640..=654 => {
+                let id = self.random_node();
+                self.c.crash(id);
+            }
+            655..=684 => self.restart_one_down(),
+            685..=689 => {
+                let id = self.random_node();
+                self.c.restart(id);
+            }
+            690..=709 => self.change_net(),
+            710..=719 => self.transfer(),
+            _ => {}
+        }
+    }
+
+    fn partition(&mut self) {
+        let mut ids = self.ids();
+        ids.shuffle(self.c.rng());
+        let n = ids.len();
+        let cut = self.c.rng().gen_range(1..n);
+        let three = n >= 5 && self.c.rng().gen_bool(0.3);
+        if three {
+            let cut2 = self.c.rng().gen_range(cut..=n);
+            let (a, rest) = ids.split_at(cut);
+            let (b, c) = rest.split_at(cut2 - cut);
+            self.c.partition(&[a, b, c]);
+        } else {
+            let (a, b) = ids.split_at(cut);
+            self.c.partition(&[a, b]);
+        }
+        self.report.partitions += 1;
+    }
+
+    fn one_way_loss(&mut self) {
+        let links = self.c.rng().gen_range(1..=3);
+        for _ in 0..links {
+            let (a, b) = (self.random_node(), self.random_node());
+            if a != b {
+                self.c.set_link(a, b, false);
+            }
+        }
+        self.report.partitions += 1;
+    }
+
+    fn restart_one_down(&mut self) {
+        let down: Vec<NodeId> = self
+            .ids()
+            .into_iter()
+            .filter(|&id| !self.c.is_up(id))
+            .collect();
+        if let Some(&id) = down.choose(self.c.rng()) {
+            self.c.restart(id);
+        }
+    }
+
+    fn change_net(&mut self) {
+        let net = match self.c.rng().gen_range(0..6) {
+            0 | 1 => NetConfig::reliable(),
+            2 => NetConfig::unreliable(),
+            3 => NetConfig::unreliable().with_long_reordering(),
+            4 => NetConfig {
+                delay_ms: (0, 500),
+                ..NetConfig::reliable()
+            },
+            _ => NetConfig {
+                duplicate: 0.05,
+                delay_ms: (0, 30),
+                ..NetConfig::unreliable()
+            },
+        };
+        self.c.set_net(net);
+        self.report.net_changes += 1;
+    }
+
+    fn transfer(&mut self) {
+        if let Some(l) = self.leader() {
+            let to = self.random_node();
+            if to != l {
+                let _ = self.c.transfer_leader(l, to);
+                self.report.transfers += 1;
+            }
+        }
+    }
+
+    /// Heal everything, restart every crashed node, and require a leader, a new commit, and
+    /// every node catching up, each within a bound.
+    fn liveness(&mut self, minutes: u64) {
+        let seed = self.report.seed;
+        let fail = |what: String| liveness_failure(seed, minutes, &what);
+        let t0 = self.c.now_ms();
+        self.c.heal();
+        self.c.set_net(NetConfig::reliable());
+        for id in self.ids() {
+            if !self.c.is_up(id) {
+                self.c.restart(id);
+            }
+        }
+        let deadline = t0 + LIVENESS_LEADER_MS + LIVENESS_COMMIT_MS;
+        let cmd = Bytes::from(format!("s{seed}-liveness"));
+        let index = loop {
+            let now = self.c.now_ms();
+            if now >= deadline {
+                fail(format!("no new commit within {} ms of healing", now - t0));
+            }
+            if !self
+                .c
+                .run_until(deadline - now, |c| !c.leaders().is_empty())
+            {
+                fail(format!(
+                    "no leader within {LIVENESS_LEADER_MS} ms of healing"
+                ));
+            }
+            let leader = self.leader().expect("a leader exists");
+            let Ok(id) = self.c.propose(leader, cmd.clone()) else {
+                self.c.run_for(10);
+                continue;
+            };
+            let ok = self.c.run_until(1_000, |c| {
+                c.n_committed(id.index).1.as_ref() == Some(&cmd)
+                    || c.raft(leader).map_or(true, |r| r.term() != id.term)
+            });
+            if ok && self.c.n_committed(id.index).1.as_ref() == Some(&cmd) {
+                break id.index;
+            }
+        };
+        let all_caught_up = |c: &Cluster| c.ids().iter().all(|&i| c.applied_index(i) >= index);
+        if !self.c.run_until(LIVENESS_CATCH_UP_MS, all_caught_up) {
+            let applied: Vec<LogIndex> = self
+                .ids()
+                .iter()
+                .map(|&i| self.c.applied_index(i))
+                .collect();
+            fail(format!(
+                "not every node applied {index:?} within {LIVENESS_CATCH_UP_MS} ms (applied: {applied:?})"
+            ));
+        }
+        self.report.liveness_ms = self.c.now_ms() - t0;
+    }
+
+    fn finish(mut self) -> RunReport {
+        let c = &self.c;
+        let k = c.counters();
+        let r = &mut self.report;
+        r.sim_ms = c.now_ms();
+        r.events = k.events;
+        r.messages_delivered = k.messages_delivered;
+        r.messages_dropped = k.messages_dropped;
+        r.elections = c.elections();
+        r.commits = c.committed_len();
+        r.proposals = k.proposals;
+        r.proposals_applied = k.proposals_applied;
+        r.reads_ready = k.reads_ready;
+        r.crashes = k.crashes;
+        r.restarts = k.restarts;
+        r.trace_hash = c.trace_hash();
+        self.report
+    }
+}
+
+fn liveness_failure(seed: u64, minutes: u64, what: &str) -> ! {
+    panic!(
+        "[sim seed={seed}] liveness: {what}\n  reproduce: {}",
+        repro_command(seed, minutes)
+    )
+}
