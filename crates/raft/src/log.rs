@@ -133,12 +133,12 @@ impl RaftLog {
     /// Follower path (AppendEntries receiver, §5.3): if the log holds `prev`, append
     /// `entries`, truncating only at a real conflict, and return the index of the last new
     /// entry; `None` if `prev` does not match.
-    pub(crate) fn try_append(&mut self, prev: EntryId, entries: &[Entry]) -> Option<LogIndex> {
+    pub(crate) fn try_append(&mut self, prev: EntryId, entries: Vec<Entry>) -> Option<LogIndex> {
         if !self.matches(prev) {
             return None;
         }
         let mut expected = prev.index.next();
-        for e in entries {
+        for e in &entries {
             assert_eq!(
                 e.index, expected,
                 "AppendEntries entries must be contiguous"
@@ -156,8 +156,8 @@ impl RaftLog {
             if at <= self.last_index() {
                 self.truncate_from(at);
             }
-            for e in &entries[pos..] {
-                self.append(e.clone());
+            for e in entries.into_iter().skip(pos) {
+                self.append(e);
             }
         }
         Some(last_new)

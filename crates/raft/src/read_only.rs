@@ -157,20 +157,14 @@ impl Raft {
         if self.read_only.pending.is_empty() {
             return;
         }
-        let mut acked: Vec<u64> = self
-            .conf
-            .voters
-            .iter()
-            .map(|v| {
-                if *v == self.id {
-                    u64::MAX
-                } else {
-                    self.progress.get(v).map_or(0, |p| p.read_seq_acked)
-                }
-            })
-            .collect();
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = acked[self.conf.quorum() - 1];
+        let me = self.id;
+        let confirmed = self.quorum_index(|raft, v| {
+            if v == me {
+                u64::MAX
+            } else {
+                raft.progress.get(&v).map_or(0, |p| p.read_seq_acked)
+            }
+        });
         while self
             .read_only
             .pending

@@ -49,7 +49,8 @@ impl Raft {
 
     /// Send new entries to every follower that can take them.
     pub(crate) fn broadcast_append(&mut self) {
-        for peer in self.peers() {
+        for i in 0..self.progress.len() {
+            let peer = self.nth_peer(i);
             while self.send_append(peer, false) {
                 if !matches!(self.progress[&peer].state, ProgressState::Replicate) {
                     break;
@@ -62,7 +63,8 @@ impl Raft {
     /// ones and to stalled pipelines; the current chunk to snapshot receivers.
     pub(crate) fn broadcast_heartbeat(&mut self) {
         self.read_only.mark_round_sent();
-        for peer in self.peers() {
+        for i in 0..self.progress.len() {
+            let peer = self.nth_peer(i);
             let pr = self
                 .progress
                 .get_mut(&peer)
@@ -97,6 +99,29 @@ impl Raft {
             // Match point compacted: the follower holds at least the snapshot's prefix.
             None => self.log.snapshot_last(),
         }
+    }
+
+    /// The `i`-th follower (progress is keyed by peer; it never changes during a broadcast).
+    fn nth_peer(&self, i: usize) -> NodeId {
+        *self.progress.keys().nth(i).expect("peer index in range")
+    }
+
+    /// The largest value that a quorum of voters has reached, where `value` gives each
+    /// voter's value (the quorum-th largest). Allocation-free for up to 16 voters.
+    pub(crate) fn quorum_index(&self, value: impl Fn(&Raft, NodeId) -> u64) -> u64 {
+        let mut buf = [0u64; 16];
+        let mut heap;
+        let vals: &mut [u64] = if self.conf.voters.len() <= buf.len() {
+            &mut buf[..self.conf.voters.len()]
+        } else {
+            heap = vec![0u64; self.conf.voters.len()];
+            &mut heap
+        };
+        for (slot, &v) in vals.iter_mut().zip(&self.conf.voters) {
+            *slot = value(self, v);
+        }
+        vals.sort_unstable_by(|a, b| b.cmp(a));
+        vals[self.conf.quorum() - 1]
     }
 
     /// Send the next append to `to` if its progress allows. Returns true if one was sent.
@@ -159,14 +184,16 @@ impl Raft {
                         .term_at(committed)
                         .map(|t| EntryId::new(t, committed));
                     let prev = prev_id.expect("commit index is in the log");
-                    self.accept_entries(prev, &req.entries[pos..], req.commit)
+                    let mut entries = req.entries;
+                    entries.drain(..pos);
+                    self.accept_entries(prev, entries, req.commit)
                 }
                 None => AppendOutcome::Accepted {
                     match_index: committed,
                 },
             }
         } else {
-            self.accept_entries(req.prev, &req.entries, req.commit)
+            self.accept_entries(req.prev, req.entries, req.commit)
         };
         let resp = AppendResponse {
             outcome,
@@ -180,7 +207,7 @@ impl Raft {
     fn accept_entries(
         &mut self,
         prev: EntryId,
-        entries: &[crate::Entry],
+        entries: Vec<crate::Entry>,
         leader_commit: LogIndex,
     ) -> AppendOutcome {
         match self.log.try_append(prev, entries) {
@@ -257,18 +284,12 @@ impl Raft {
 
     /// Commit the highest index a quorum holds, if it is of the current term (§5.4.2).
     pub(crate) fn maybe_commit(&mut self) {
-        let mut matched: Vec<LogIndex> = self
-            .conf
-            .voters
-            .iter()
-            .map(|v| match self.progress.get(v) {
-                Some(pr) => pr.matched,
-                None if *v == self.id => self.log.persisted,
-                None => LogIndex(0),
-            })
-            .collect();
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matched[self.conf.quorum() - 1];
+        let candidate = self.quorum_index(|raft, v| match raft.progress.get(&v) {
+            Some(pr) => pr.matched.0,
+            None if v == raft.id => raft.log.persisted.0,
+            None => 0,
+        });
+        let candidate = LogIndex(candidate);
         if candidate <= self.log.committed || self.log.term_at(candidate) != Some(self.term) {
             return; // Figure 8: never commit an old-term entry by counting replicas
         }
