@@ -69,6 +69,7 @@ fn rpc_bytes_each_command_sent_once_3b() {
                 sent += 5000;
             }
             let got = h.c.stats().bytes - bytes0;
+            h.note(format!("{got} bytes for 10 x 5000-byte agreements"));
             let budget = 3 * sent + 50_000;
             h.check(got <= budget, || {
                 format!("too many RPC bytes: {got} > {budget} for 10 x 5000-byte commands")
@@ -418,6 +419,7 @@ fn rpc_counts_bounded_3b() {
             );
             h.check_one_leader();
             let total1 = h.c.stats().rpcs;
+            h.note(format!("{total1} RPCs to elect the first leader"));
             h.check((1..=30).contains(&total1), || {
                 format!("too many or few RPCs ({total1}) to elect initial leader (want 1..=30)")
             });
@@ -473,6 +475,9 @@ fn rpc_counts_bounded_3b() {
                 }
                 total2 = h.c.stats().rpcs;
                 let used = total2 - before;
+                h.note(format!(
+                    "{used} RPCs for 1 + 11 Starts (10 awaited), attempt {attempt}"
+                ));
                 let budget = (iters + 1 + 3) * 3;
                 h.check(used <= budget, || {
                     format!("too many RPCs ({used} > {budget}) for {iters} entries")
@@ -484,6 +489,7 @@ fn rpc_counts_bounded_3b() {
 
             h.sleep(ELECTION_TIMEOUT_MS);
             let idle = h.c.stats().rpcs - total2;
+            h.note(format!("{idle} RPCs in one idle yardstick"));
             h.check(idle <= 3 * 20, || {
                 format!("too many RPCs ({idle} > 60) for 1 yardstick of idleness")
             });

@@ -226,6 +226,14 @@ fn figure_8_3c() {
         }
         let c = h.rand_cmd();
         h.one(c, 5, true);
+        let k = h.c.counters();
+        h.note(format!(
+            "{} crashes, {} proposals accepted, {} elections, {} committed",
+            k.crashes,
+            k.proposals_accepted,
+            h.c.elections(),
+            h.c.committed_len()
+        ));
     });
 }
 
@@ -309,6 +317,14 @@ fn figure_8_unreliable_3c() {
         }
         let x = h.rng.below(10_000);
         h.one(cmd(x), 5, true);
+        let k = h.c.counters();
+        h.note(format!(
+            "{} dropped msgs, {} proposals accepted, {} elections, {} committed",
+            k.messages_dropped,
+            k.proposals_accepted,
+            h.c.elections(),
+            h.c.committed_len()
+        ));
     });
 }
 
@@ -343,7 +359,11 @@ impl Task for ChurnClient {
                 }
                 self.pending = None;
             }
-            if self.stop.get() {
+            // Deviation from 6.824: a client that has not yet seen any of its values commit
+            // keeps going after `stop` (until it does), so "every client committed something"
+            // checks liveness after the heal even when a seed's fault schedule kept a majority
+            // down for the whole churn phase (seed 702 of 1..=1000 does).
+            if self.stop.get() && !self.seen.borrow().is_empty() {
                 self.done.set(self.done.get() + 1);
                 return None;
             }
@@ -366,7 +386,8 @@ impl Task for ChurnClient {
 /// TestReliableChurn3C / TestUnreliableChurn3C: 3 clients propose continuously while 20
 /// rounds (0.7 yardstick apart) randomly disconnect, restart+reconnect and crash peers; then
 /// everything heals and every value any client saw committed must be in the final log of all
-/// 5 peers (and every client must have seen at least one commit).
+/// 5 peers, and every client must see at least one of its values commit (by the end of a
+/// scaled 10 s after the heal).
 fn churn(h: &mut Harness, unreliable: bool) {
     let stop = Rc::new(Cell::new(false));
     let done = Rc::new(Cell::new(0));
@@ -403,6 +424,23 @@ fn churn(h: &mut Harness, unreliable: bool) {
         }
         // Often enough that the peers rarely settle, seldom enough that they often keep up.
         h.sleep(scaled(1000) * 7 / 10);
+        let state: Vec<String> = h
+            .ids()
+            .into_iter()
+            .map(|id| match (h.c.is_up(id), h.c.is_connected(id)) {
+                (false, _) => format!("{id:?}:down"),
+                (true, conn) => format!(
+                    "{id:?}:{:?}@{:?}{}",
+                    h.role(id).unwrap(),
+                    h.term(id).unwrap(),
+                    if conn { "" } else { "(disc)" }
+                ),
+            })
+            .collect();
+        let seen: Vec<usize> = seens.iter().map(|s| s.borrow().len()).collect();
+        h.note(format!(
+            "round {_iters}: {state:?}, client commits {seen:?}"
+        ));
     }
     h.sleep(ELECTION_TIMEOUT_MS);
     if unreliable {
@@ -415,7 +453,7 @@ fn churn(h: &mut Harness, unreliable: bool) {
         h.connect(id);
     }
     stop.set(true);
-    h.join(ELECTION_TIMEOUT_MS * 2);
+    h.join(scaled(10_000));
     h.check(done.get() == ncli as usize, || {
         format!("only {} of {ncli} clients stopped", done.get())
     });
@@ -441,6 +479,12 @@ fn churn(h: &mut Harness, unreliable: bool) {
             really.push(v);
         }
     }
+    h.note(format!(
+        "{} values seen committed by clients, {} entries in the final log, {} crashes",
+        values.len(),
+        really.len(),
+        h.c.counters().crashes
+    ));
     for v1 in values {
         h.check(really.contains(&v1), || {
             format!("didn't find a value: {v1} was seen committed but is not in the log")

@@ -87,6 +87,10 @@ fn snapcommon(h: &mut Harness, disconnect: bool, crash: bool) {
         }
 
         check_log_size(h, &format!("in iteration {i}"));
+        h.note(format!(
+            "iteration {i}: max persisted raft state {} bytes",
+            h.max_log_bytes()
+        ));
 
         if disconnect {
             // Reconnect a follower, who maybe behind and needs to receive a snapshot to catch up.
@@ -134,6 +138,10 @@ fn snapshot_install_3d() {
             snap_config(seed, Net::Reliable),
         );
         snapcommon(&mut h, true, false);
+        h.note(format!(
+            "{} InstallSnapshot sent",
+            install_snapshots_sent(&h)
+        ));
         h.check(install_snapshots_sent(&h) > 0, || {
             "no InstallSnapshot was ever sent to a lagging victim".into()
         });
@@ -169,6 +177,10 @@ fn snapshot_install_crash_3d() {
             snap_config(seed, Net::Reliable),
         );
         snapcommon(&mut h, false, true);
+        h.note(format!(
+            "{} InstallSnapshot sent",
+            install_snapshots_sent(&h)
+        ));
         h.check(install_snapshots_sent(&h) > 0, || {
             "no InstallSnapshot was ever sent to a lagging victim".into()
         });
@@ -184,6 +196,10 @@ fn snapshot_install_uncrash_3d() {
             snap_config(seed, Net::Unreliable),
         );
         snapcommon(&mut h, false, true);
+        h.note(format!(
+            "{} InstallSnapshot sent",
+            install_snapshots_sent(&h)
+        ));
         h.check(install_snapshots_sent(&h) > 0, || {
             "no InstallSnapshot was ever sent to a lagging victim".into()
         });

@@ -154,6 +154,9 @@ fn check_quorum_isolated_leader_steps_down() {
     run_seeds(sc, &[1, 2, 3, 4, 5], |seed| {
         let mut h = Harness::new(sc, cfg_with(5, seed, true, true));
         let (leader, after) = isolate_leader(&mut h);
+        h.note(format!(
+            "isolated leader {leader:?} stepped down after {after:?} ms"
+        ));
         let bound = 2 * E_MS + TICK_MS;
         h.check(after.is_some_and(|ms| ms <= bound), || {
             format!("isolated leader {leader:?} stepped down after {after:?} ms, bound {bound} ms")
@@ -349,7 +352,9 @@ fn leader_transfer_completes_within_election_timeout() {
         let target = h.peer(leader, 1);
         h.c.transfer_leader(leader, target)
             .unwrap_or_else(|e| h.fail(format!("transfer refused: {e}")));
+        let t0 = h.now();
         let done = h.run_until(E_MS, |c| c.raft(target).unwrap().is_leader());
+        h.note(format!("transfer to {target:?} took {} ms", h.now() - t0));
         h.check(done, || {
             format!("{target:?} not leader {E_MS} ms after the transfer started")
         });
@@ -393,7 +398,9 @@ fn leader_transfer_to_lagging_follower_catches_it_up() {
             matches!(refused, Err(ProposeError::TransferInProgress)),
             || format!("proposal during transfer got {refused:?}, expected TransferInProgress"),
         );
+        let t0 = h.now();
         let done = h.run_until(E_MS, |c| c.raft(target).unwrap().is_leader());
+        h.note(format!("transfer to {target:?} took {} ms", h.now() - t0));
         h.check(done, || {
             format!("lagging {target:?} not leader {E_MS} ms after the transfer started")
         });
@@ -532,6 +539,9 @@ fn fast_backup_bounded_append_messages() {
             measured = Some(appends(h) - before);
         });
         let sent = measured.expect("rejoin hook ran");
+        h.note(format!(
+            "{sent} AppendEntries/heartbeats to reconcile 2 stale followers"
+        ));
         h.check(sent <= 20, || {
             format!("{sent} AppendEntries to back up 2 stale followers over 50+50 entries (> 20)")
         });

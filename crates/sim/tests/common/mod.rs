@@ -89,6 +89,10 @@ const WAIT_FIRST_SLEEP_MS: u64 = scaled(10);
 
 /// Env var that replaces a test's seed list with one seed.
 pub const SEED_ENV: &str = "RAFTKV_SCENARIO_SEED";
+/// Env var that runs every scenario over seeds `1..=N` instead of its own list.
+pub const SEEDS_ENV: &str = "RAFTKV_SCENARIO_SEEDS";
+/// Env var that makes scenarios print their measurements (with `--nocapture`).
+pub const VERBOSE_ENV: &str = "RAFTKV_SCENARIO_VERBOSE";
 
 /// Which scenario is running, for failure messages: the test binary (file) and test name.
 #[derive(Clone, Copy, Debug)]
@@ -119,8 +123,16 @@ impl Scenario {
     }
 }
 
-/// The seeds to run: `defaults`, or the single seed in `RAFTKV_SCENARIO_SEED`.
+/// The seeds to run: the single seed in `RAFTKV_SCENARIO_SEED`, else seeds `1..=N` with
+/// `RAFTKV_SCENARIO_SEEDS=N` (stress runs), else `defaults`.
 pub fn seeds(defaults: &[u64]) -> Vec<u64> {
+    if let Ok(n) = std::env::var(SEEDS_ENV) {
+        let n: u64 = n
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{SEEDS_ENV}={n} is not a u64"));
+        return (1..=n).collect();
+    }
     match std::env::var(SEED_ENV) {
         Ok(s) => vec![s
             .trim()
@@ -291,6 +303,19 @@ impl Harness {
         )
     }
 
+    /// Prints a measurement when `RAFTKV_SCENARIO_VERBOSE` is set (run with `--nocapture`).
+    pub fn note(&self, msg: impl AsRef<str>) {
+        if std::env::var_os(VERBOSE_ENV).is_some() {
+            eprintln!(
+                "[{} seed={} t={}ms] {}",
+                self.sc.name,
+                self.seed,
+                self.now(),
+                msg.as_ref()
+            );
+        }
+    }
+
     /// Asserts `cond`, failing with `msg` otherwise.
     #[track_caller]
     pub fn check(&self, cond: bool, msg: impl FnOnce() -> String) {
@@ -438,6 +463,8 @@ impl Harness {
             self.poll_due_tasks();
             let now = self.now();
             if now >= t_ms {
+                // Let whatever is due "now" happen (a 0 ms sleep still yields).
+                self.c.run_for(0);
                 return;
             }
             let next = self
