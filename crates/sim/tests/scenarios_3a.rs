@@ -12,7 +12,7 @@ use common::*;
 /// change during 2 quiet yardsticks, and there is still exactly one leader.
 #[test]
 fn initial_election_3a() {
-    run_seeds(scenario!("initial_election_3a"), &[1, 2, 3, 4, 5], |seed| {
+    run_seeds(scenario!("initial_election_3a"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("initial_election_3a"),
             config(3, seed, Net::Reliable),
@@ -37,7 +37,7 @@ fn initial_election_3a() {
 /// leader can be elected without a majority; a majority restored elects one.
 #[test]
 fn re_election_3a() {
-    run_seeds(scenario!("re_election_3a"), &[1, 2, 3, 4, 5], |seed| {
+    run_seeds(scenario!("re_election_3a"), SEEDS, |seed| {
         let mut h = Harness::new(scenario!("re_election_3a"), config(3, seed, Net::Reliable));
         let leader1 = h.check_one_leader();
 
@@ -81,7 +81,7 @@ fn re_election_3a() {
 /// each round (the old one or a new one); finally one leader.
 #[test]
 fn many_elections_3a() {
-    run_seeds(scenario!("many_elections_3a"), &[1, 2, 3], |seed| {
+    run_seeds(scenario!("many_elections_3a"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("many_elections_3a"),
             config(7, seed, Net::Reliable),

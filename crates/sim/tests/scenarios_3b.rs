@@ -17,7 +17,7 @@ use raft::LogIndex;
 /// after the leader's no-op; nothing is committed at an index before its `Start`.
 #[test]
 fn basic_agreement_3b() {
-    run_seeds(scenario!("basic_agreement_3b"), &[1, 2, 3, 4, 5], |seed| {
+    run_seeds(scenario!("basic_agreement_3b"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("basic_agreement_3b"),
             config(3, seed, Net::Reliable),
@@ -50,7 +50,7 @@ fn basic_agreement_3b() {
 fn rpc_bytes_each_command_sent_once_3b() {
     run_seeds(
         scenario!("rpc_bytes_each_command_sent_once_3b"),
-        &[1, 2, 3],
+        SEEDS,
         |seed| {
             let mut h = Harness::new(
                 scenario!("rpc_bytes_each_command_sent_once_3b"),
@@ -83,7 +83,7 @@ fn rpc_bytes_each_command_sent_once_3b() {
 /// but nothing commits for 2 yardsticks.
 #[test]
 fn follower_failure_3b() {
-    run_seeds(scenario!("follower_failure_3b"), &[1, 2, 3, 4, 5], |seed| {
+    run_seeds(scenario!("follower_failure_3b"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("follower_failure_3b"),
             config(3, seed, Net::Reliable),
@@ -131,7 +131,7 @@ fn follower_failure_3b() {
 /// for 2 yardsticks.
 #[test]
 fn leader_failure_3b() {
-    run_seeds(scenario!("leader_failure_3b"), &[1, 2, 3, 4, 5], |seed| {
+    run_seeds(scenario!("leader_failure_3b"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("leader_failure_3b"),
             config(3, seed, Net::Reliable),
@@ -174,7 +174,7 @@ fn leader_failure_3b() {
 fn disconnected_follower_catches_up_3b() {
     run_seeds(
         scenario!("disconnected_follower_catches_up_3b"),
-        &[1, 2, 3, 4, 5],
+        SEEDS,
         |seed| {
             let mut h = Harness::new(
                 scenario!("disconnected_follower_catches_up_3b"),
@@ -221,7 +221,7 @@ fn disconnected_follower_catches_up_3b() {
 fn no_agreement_without_majority_3b() {
     run_seeds(
         scenario!("no_agreement_without_majority_3b"),
-        &[1, 2, 3, 4, 5],
+        SEEDS,
         |seed| {
             let mut h = Harness::new(
                 scenario!("no_agreement_without_majority_3b"),
@@ -277,63 +277,59 @@ fn no_agreement_without_majority_3b() {
 /// 3 peers (up to 5 tries, 3 scaled seconds apart, if the term changes under us).
 #[test]
 fn concurrent_starts_3b() {
-    run_seeds(
-        scenario!("concurrent_starts_3b"),
-        &[1, 2, 3, 4, 5],
-        |seed| {
-            let mut h = Harness::new(
-                scenario!("concurrent_starts_3b"),
-                config(3, seed, Net::Reliable),
-            );
-            let mut success = false;
-            'tries: for attempt in 0..5 {
-                if attempt > 0 {
-                    // Give the solution some time to settle.
-                    h.sleep(scaled(3000));
-                }
-                let leader = h.check_one_leader();
-                let Some(first) = h.start(leader, cmd(1)) else {
-                    continue;
-                };
-                let term = first.term;
-
-                // Five "goroutines" call Start concurrently: interleave them with random 0–2 ms gaps.
-                let mut indexes = Vec::new();
-                for i in 0..5u64 {
-                    let gap = h.rng.below(3);
-                    if gap > 0 {
-                        h.sleep(gap);
-                    }
-                    match h.start(leader, cmd(100 + i)) {
-                        Some(e) if e.term == term => indexes.push(e.index),
-                        _ => {}
-                    }
-                }
-                for id in h.ids() {
-                    if h.term(id) != Some(term) {
-                        // Term changed -- can't expect low RPC counts.
-                        continue 'tries;
-                    }
-                }
-                let mut cmds = Vec::new();
-                for &index in &indexes {
-                    match h.wait(index, 3, Some(term)) {
-                        None => continue 'tries,
-                        Some(d) => cmds.push(cmd_value(&d)),
-                    }
-                }
-                for i in 0..5u64 {
-                    let x = 100 + i;
-                    h.check(cmds.contains(&Some(x)), || {
-                        format!("cmd {x} missing in {cmds:?}")
-                    });
-                }
-                success = true;
-                break;
+    run_seeds(scenario!("concurrent_starts_3b"), SEEDS, |seed| {
+        let mut h = Harness::new(
+            scenario!("concurrent_starts_3b"),
+            config(3, seed, Net::Reliable),
+        );
+        let mut success = false;
+        'tries: for attempt in 0..5 {
+            if attempt > 0 {
+                // Give the solution some time to settle.
+                h.sleep(scaled(3000));
             }
-            h.check(success, || "term changed too often".into());
-        },
-    );
+            let leader = h.check_one_leader();
+            let Some(first) = h.start(leader, cmd(1)) else {
+                continue;
+            };
+            let term = first.term;
+
+            // Five "goroutines" call Start concurrently: interleave them with random 0–2 ms gaps.
+            let mut indexes = Vec::new();
+            for i in 0..5u64 {
+                let gap = h.rng.below(3);
+                if gap > 0 {
+                    h.sleep(gap);
+                }
+                match h.start(leader, cmd(100 + i)) {
+                    Some(e) if e.term == term => indexes.push(e.index),
+                    _ => {}
+                }
+            }
+            for id in h.ids() {
+                if h.term(id) != Some(term) {
+                    // Term changed -- can't expect low RPC counts.
+                    continue 'tries;
+                }
+            }
+            let mut cmds = Vec::new();
+            for &index in &indexes {
+                match h.wait(index, 3, Some(term)) {
+                    None => continue 'tries,
+                    Some(d) => cmds.push(cmd_value(&d)),
+                }
+            }
+            for i in 0..5u64 {
+                let x = 100 + i;
+                h.check(cmds.contains(&Some(x)), || {
+                    format!("cmd {x} missing in {cmds:?}")
+                });
+            }
+            success = true;
+            break;
+        }
+        h.check(success, || "term changed too often".into());
+    });
 }
 
 /// TestRejoin3B (§5.3, §5.4.1): a partitioned leader's uncommitted entries (102–104) are
@@ -342,7 +338,7 @@ fn concurrent_starts_3b() {
 fn partitioned_leader_rejoins_and_is_overwritten_3b() {
     run_seeds(
         scenario!("partitioned_leader_rejoins_and_is_overwritten_3b"),
-        &[1, 2, 3, 4, 5],
+        SEEDS,
         |seed| {
             let mut h = Harness::new(
                 scenario!("partitioned_leader_rejoins_and_is_overwritten_3b"),
@@ -390,17 +386,13 @@ fn partitioned_leader_rejoins_and_is_overwritten_3b() {
 /// scaled budget, which naive one-entry-per-RPC back-up may not meet), and all 5 agree.
 #[test]
 fn backup_over_divergent_logs_3b() {
-    run_seeds(
-        scenario!("backup_over_divergent_logs_3b"),
-        &[1, 2],
-        |seed| {
-            let mut h = Harness::new(
-                scenario!("backup_over_divergent_logs_3b"),
-                config(5, seed, Net::Reliable),
-            );
-            backup_script(&mut h, |_, _| {});
-        },
-    );
+    run_seeds(scenario!("backup_over_divergent_logs_3b"), SEEDS, |seed| {
+        let mut h = Harness::new(
+            scenario!("backup_over_divergent_logs_3b"),
+            config(5, seed, Net::Reliable),
+        );
+        backup_script(&mut h, |_, _| {});
+    });
 }
 
 /// TestCount3B (§5.2, §5.3): RPC budgets. Electing the first leader takes 1–30 RPCs; a burst
@@ -409,93 +401,89 @@ fn backup_over_divergent_logs_3b() {
 /// timeout to each of 2 followers; see `common` for the ratio).
 #[test]
 fn rpc_counts_bounded_3b() {
-    run_seeds(
-        scenario!("rpc_counts_bounded_3b"),
-        &[1, 2, 3, 4, 5],
-        |seed| {
-            let mut h = Harness::new(
-                scenario!("rpc_counts_bounded_3b"),
-                config(3, seed, Net::Reliable),
-            );
-            h.check_one_leader();
-            let total1 = h.c.stats().rpcs;
-            h.note(format!("{total1} RPCs to elect the first leader"));
-            h.check((1..=30).contains(&total1), || {
-                format!("too many or few RPCs ({total1}) to elect initial leader (want 1..=30)")
-            });
+    run_seeds(scenario!("rpc_counts_bounded_3b"), SEEDS, |seed| {
+        let mut h = Harness::new(
+            scenario!("rpc_counts_bounded_3b"),
+            config(3, seed, Net::Reliable),
+        );
+        h.check_one_leader();
+        let total1 = h.c.stats().rpcs;
+        h.note(format!("{total1} RPCs to elect the first leader"));
+        h.check((1..=30).contains(&total1), || {
+            format!("too many or few RPCs ({total1}) to elect initial leader (want 1..=30)")
+        });
 
-            let mut total2 = 0;
-            let mut success = false;
-            'tries: for attempt in 0..5 {
-                if attempt > 0 {
-                    // Give the solution some time to settle.
-                    h.sleep(scaled(3000));
-                }
-                let leader = h.check_one_leader();
-                let before = h.c.stats().rpcs;
-                let iters = 10u64;
-                let Some(start) = h.start(leader, cmd(1)) else {
-                    continue;
-                };
-                let term = start.term;
-                let mut cmds = Vec::new();
-                for i in 1..iters + 2 {
-                    let x = h.rng.next_u64() >> 33;
-                    cmds.push(x);
-                    match h.start(leader, cmd(x)) {
-                        Some(e) if e.term == term => {
-                            h.check(e.index == start.index.plus(i), || {
-                                format!(
-                                    "Start() #{i} at {:?}, expected {:?}",
-                                    e.index,
-                                    start.index.plus(i)
-                                )
-                            });
-                        }
-                        _ => continue 'tries,
-                    }
-                }
-                for i in 1..=iters {
-                    let index = start.index.plus(i);
-                    match h.wait(index, 3, Some(term)) {
-                        None => continue 'tries,
-                        Some(d) => {
-                            let want = cmds[(i - 1) as usize];
-                            h.check(cmd_value(&d) == Some(want), || {
-                                format!(
-                                    "wrong value {} committed for index {index:?}; expected {want}",
-                                    show(&d)
-                                )
-                            });
-                        }
-                    }
-                }
-                if h.ids().into_iter().any(|id| h.term(id) != Some(term)) {
-                    continue 'tries;
-                }
-                total2 = h.c.stats().rpcs;
-                let used = total2 - before;
-                h.note(format!(
-                    "{used} RPCs for 1 + 11 Starts (10 awaited), attempt {attempt}"
-                ));
-                let budget = (iters + 1 + 3) * 3;
-                h.check(used <= budget, || {
-                    format!("too many RPCs ({used} > {budget}) for {iters} entries")
-                });
-                success = true;
-                break;
+        let mut total2 = 0;
+        let mut success = false;
+        'tries: for attempt in 0..5 {
+            if attempt > 0 {
+                // Give the solution some time to settle.
+                h.sleep(scaled(3000));
             }
-            h.check(success, || "term changed too often".into());
-
-            h.sleep(ELECTION_TIMEOUT_MS);
-            let idle = h.c.stats().rpcs - total2;
-            h.note(format!("{idle} RPCs in one idle yardstick"));
-            h.check(idle <= 3 * 20, || {
-                format!("too many RPCs ({idle} > 60) for 1 yardstick of idleness")
+            let leader = h.check_one_leader();
+            let before = h.c.stats().rpcs;
+            let iters = 10u64;
+            let Some(start) = h.start(leader, cmd(1)) else {
+                continue;
+            };
+            let term = start.term;
+            let mut cmds = Vec::new();
+            for i in 1..iters + 2 {
+                let x = h.rng.next_u64() >> 33;
+                cmds.push(x);
+                match h.start(leader, cmd(x)) {
+                    Some(e) if e.term == term => {
+                        h.check(e.index == start.index.plus(i), || {
+                            format!(
+                                "Start() #{i} at {:?}, expected {:?}",
+                                e.index,
+                                start.index.plus(i)
+                            )
+                        });
+                    }
+                    _ => continue 'tries,
+                }
+            }
+            for i in 1..=iters {
+                let index = start.index.plus(i);
+                match h.wait(index, 3, Some(term)) {
+                    None => continue 'tries,
+                    Some(d) => {
+                        let want = cmds[(i - 1) as usize];
+                        h.check(cmd_value(&d) == Some(want), || {
+                            format!(
+                                "wrong value {} committed for index {index:?}; expected {want}",
+                                show(&d)
+                            )
+                        });
+                    }
+                }
+            }
+            if h.ids().into_iter().any(|id| h.term(id) != Some(term)) {
+                continue 'tries;
+            }
+            total2 = h.c.stats().rpcs;
+            let used = total2 - before;
+            h.note(format!(
+                "{used} RPCs for 1 + 11 Starts (10 awaited), attempt {attempt}"
+            ));
+            let budget = (iters + 1 + 3) * 3;
+            h.check(used <= budget, || {
+                format!("too many RPCs ({used} > {budget}) for {iters} entries")
             });
-            h.check(idle <= 2 * 10, || {
+            success = true;
+            break;
+        }
+        h.check(success, || "term changed too often".into());
+
+        h.sleep(ELECTION_TIMEOUT_MS);
+        let idle = h.c.stats().rpcs - total2;
+        h.note(format!("{idle} RPCs in one idle yardstick"));
+        h.check(idle <= 3 * 20, || {
+            format!("too many RPCs ({idle} > 60) for 1 yardstick of idleness")
+        });
+        h.check(idle <= 2 * 10, || {
             format!("{idle} RPCs in 1 idle yardstick: more than 10 heartbeats per election timeout per follower")
         });
-        },
-    );
+    });
 }

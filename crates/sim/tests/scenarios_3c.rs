@@ -17,56 +17,52 @@ use std::rc::Rc;
 /// of the leader, of a disconnected-then-restarted leader, and of a follower.
 #[test]
 fn persist_across_crashes_3c() {
-    run_seeds(
-        scenario!("persist_across_crashes_3c"),
-        &[1, 2, 3, 4, 5],
-        |seed| {
-            let mut h = Harness::new(
-                scenario!("persist_across_crashes_3c"),
-                config(3, seed, Net::Reliable),
-            );
-            h.one(cmd(11), 3, true);
+    run_seeds(scenario!("persist_across_crashes_3c"), SEEDS, |seed| {
+        let mut h = Harness::new(
+            scenario!("persist_across_crashes_3c"),
+            config(3, seed, Net::Reliable),
+        );
+        h.one(cmd(11), 3, true);
 
-            // Crash and re-start all.
-            for id in h.ids() {
-                h.start1(id);
-            }
-            for id in h.ids() {
-                h.disconnect(id);
-                h.connect(id);
-            }
-            h.one(cmd(12), 3, true);
+        // Crash and re-start all.
+        for id in h.ids() {
+            h.start1(id);
+        }
+        for id in h.ids() {
+            h.disconnect(id);
+            h.connect(id);
+        }
+        h.one(cmd(12), 3, true);
 
-            let leader1 = h.check_one_leader();
-            h.disconnect(leader1);
-            h.start1(leader1);
-            h.connect(leader1);
-            h.one(cmd(13), 3, true);
+        let leader1 = h.check_one_leader();
+        h.disconnect(leader1);
+        h.start1(leader1);
+        h.connect(leader1);
+        h.one(cmd(13), 3, true);
 
-            let leader2 = h.check_one_leader();
-            h.disconnect(leader2);
-            let index14 = h.one(cmd(14), 2, true);
-            h.start1(leader2);
-            h.connect(leader2);
+        let leader2 = h.check_one_leader();
+        h.disconnect(leader2);
+        let index14 = h.one(cmd(14), 2, true);
+        h.start1(leader2);
+        h.connect(leader2);
 
-            // Wait for leader2 to join before killing i3.
-            h.wait(index14, 3, None);
+        // Wait for leader2 to join before killing i3.
+        h.wait(index14, 3, None);
 
-            let leader3 = h.check_one_leader();
-            let i3 = h.peer(leader3, 1);
-            h.disconnect(i3);
-            h.one(cmd(15), 2, true);
-            h.start1(i3);
-            h.connect(i3);
-            h.one(cmd(16), 3, true);
-            for id in h.ids() {
-                let applied = h.applied_values(id);
-                h.check(applied == [11, 12, 13, 14, 15, 16], || {
-                    format!("{id:?} applied {applied:?}, want 11..=16")
-                });
-            }
-        },
-    );
+        let leader3 = h.check_one_leader();
+        let i3 = h.peer(leader3, 1);
+        h.disconnect(i3);
+        h.one(cmd(15), 2, true);
+        h.start1(i3);
+        h.connect(i3);
+        h.one(cmd(16), 3, true);
+        for id in h.ids() {
+            let applied = h.applied_values(id);
+            h.check(applied == [11, 12, 13, 14, 15, 16], || {
+                format!("{id:?} applied {applied:?}, want 11..=16")
+            });
+        }
+    });
 }
 
 /// TestPersist23C (§5.4.1 election restriction + persistence): 5 peers, 5 rounds in which
@@ -76,7 +72,7 @@ fn persist_across_crashes_3c() {
 fn persist_stale_majority_cannot_lose_commits_3c() {
     run_seeds(
         scenario!("persist_stale_majority_cannot_lose_commits_3c"),
-        &[1, 2, 3],
+        SEEDS,
         |seed| {
             let mut h = Harness::new(
                 scenario!("persist_stale_majority_cannot_lose_commits_3c"),
@@ -137,7 +133,7 @@ fn persist_stale_majority_cannot_lose_commits_3c() {
 fn persist_partitioned_leader_and_follower_crash_3c() {
     run_seeds(
         scenario!("persist_partitioned_leader_and_follower_crash_3c"),
-        &[1, 2, 3, 4, 5],
+        SEEDS,
         |seed| {
             let mut h = Harness::new(
                 scenario!("persist_partitioned_leader_and_follower_crash_3c"),
@@ -189,7 +185,7 @@ fn figure8_pause(h: &mut Harness) -> u64 {
 /// 5 restart and must agree on a new command.
 #[test]
 fn figure_8_3c() {
-    run_seeds(scenario!("figure_8_3c"), &[1, 2], |seed| {
+    run_seeds(scenario!("figure_8_3c"), SEEDS, |seed| {
         let mut h = Harness::new(scenario!("figure_8_3c"), config(5, seed, Net::Reliable));
         let c = h.rand_cmd();
         h.one(c, 1, true);
@@ -242,7 +238,7 @@ fn figure_8_3c() {
 /// network heals, all goroutines finish, and one command commits on all 5.
 #[test]
 fn unreliable_agreement_3c() {
-    run_seeds(scenario!("unreliable_agreement_3c"), &[1, 2], |seed| {
+    run_seeds(scenario!("unreliable_agreement_3c"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("unreliable_agreement_3c"),
             config(5, seed, Net::Unreliable),
@@ -274,7 +270,7 @@ fn unreliable_agreement_3c() {
 /// reordering) and one command must commit on all 5 within the scaled 10 s.
 #[test]
 fn figure_8_unreliable_3c() {
-    run_seeds(scenario!("figure_8_unreliable_3c"), &[1, 2], |seed| {
+    run_seeds(scenario!("figure_8_unreliable_3c"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("figure_8_unreliable_3c"),
             config(5, seed, Net::Unreliable),
@@ -495,7 +491,7 @@ fn churn(h: &mut Harness, unreliable: bool) {
 /// TestReliableChurn3C (§5.4 + Figure 2 under churn, reliable network).
 #[test]
 fn reliable_churn_3c() {
-    run_seeds(scenario!("reliable_churn_3c"), &[1, 2, 3], |seed| {
+    run_seeds(scenario!("reliable_churn_3c"), SEEDS / 2, |seed| {
         let mut h = Harness::new(
             scenario!("reliable_churn_3c"),
             config(5, seed, Net::Reliable),
@@ -507,7 +503,7 @@ fn reliable_churn_3c() {
 /// TestUnreliableChurn3C (§5.4 + Figure 2 under churn, unreliable network).
 #[test]
 fn unreliable_churn_3c() {
-    run_seeds(scenario!("unreliable_churn_3c"), &[1, 2, 3], |seed| {
+    run_seeds(scenario!("unreliable_churn_3c"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("unreliable_churn_3c"),
             config(5, seed, Net::Unreliable),

@@ -119,7 +119,7 @@ fn snapcommon(h: &mut Harness, disconnect: bool, crash: bool) {
 /// persisted Raft state under 2,000 bytes.
 #[test]
 fn snapshot_basic_3d() {
-    run_seeds(scenario!("snapshot_basic_3d"), &[1, 2, 3], |seed| {
+    run_seeds(scenario!("snapshot_basic_3d"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("snapshot_basic_3d"),
             snap_config(seed, Net::Reliable),
@@ -132,7 +132,7 @@ fn snapshot_basic_3d() {
 /// leader's snapshot catches up when reconnected; InstallSnapshot is actually used.
 #[test]
 fn snapshot_install_3d() {
-    run_seeds(scenario!("snapshot_install_3d"), &[1, 2, 3], |seed| {
+    run_seeds(scenario!("snapshot_install_3d"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("snapshot_install_3d"),
             snap_config(seed, Net::Reliable),
@@ -151,27 +151,23 @@ fn snapshot_install_3d() {
 /// TestSnapshotInstallUnreliable3D (§7): as `snapshot_install_3d` on the unreliable network.
 #[test]
 fn snapshot_install_unreliable_3d() {
-    run_seeds(
-        scenario!("snapshot_install_unreliable_3d"),
-        &[1, 2],
-        |seed| {
-            let mut h = Harness::new(
-                scenario!("snapshot_install_unreliable_3d"),
-                snap_config(seed, Net::Unreliable),
-            );
-            snapcommon(&mut h, true, false);
-            h.check(install_snapshots_sent(&h) > 0, || {
-                "no InstallSnapshot was ever sent to a lagging victim".into()
-            });
-        },
-    );
+    run_seeds(scenario!("snapshot_install_unreliable_3d"), SEEDS, |seed| {
+        let mut h = Harness::new(
+            scenario!("snapshot_install_unreliable_3d"),
+            snap_config(seed, Net::Unreliable),
+        );
+        snapcommon(&mut h, true, false);
+        h.check(install_snapshots_sent(&h) > 0, || {
+            "no InstallSnapshot was ever sent to a lagging victim".into()
+        });
+    });
 }
 
 /// TestSnapshotInstallCrash3D (§7, Figure 2): a crashed victim restarts from its snapshot +
 /// log and catches up (by InstallSnapshot when it fell behind the leader's snapshot).
 #[test]
 fn snapshot_install_crash_3d() {
-    run_seeds(scenario!("snapshot_install_crash_3d"), &[1, 2, 3], |seed| {
+    run_seeds(scenario!("snapshot_install_crash_3d"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("snapshot_install_crash_3d"),
             snap_config(seed, Net::Reliable),
@@ -190,7 +186,7 @@ fn snapshot_install_crash_3d() {
 /// TestSnapshotInstallUnCrash3D (§7): as `snapshot_install_crash_3d` on the unreliable network.
 #[test]
 fn snapshot_install_uncrash_3d() {
-    run_seeds(scenario!("snapshot_install_uncrash_3d"), &[1, 2], |seed| {
+    run_seeds(scenario!("snapshot_install_uncrash_3d"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("snapshot_install_uncrash_3d"),
             snap_config(seed, Net::Unreliable),
@@ -211,7 +207,7 @@ fn snapshot_install_uncrash_3d() {
 /// (restart from snapshot + log tail, no index regression).
 #[test]
 fn snapshot_all_crash_3d() {
-    run_seeds(scenario!("snapshot_all_crash_3d"), &[1, 2, 3], |seed| {
+    run_seeds(scenario!("snapshot_all_crash_3d"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("snapshot_all_crash_3d"),
             snap_config(seed, Net::Reliable),
@@ -258,7 +254,7 @@ fn snapshot_all_crash_3d() {
 /// when they persist, so the next commit still succeeds.
 #[test]
 fn snapshot_init_3d() {
-    run_seeds(scenario!("snapshot_init_3d"), &[1, 2, 3, 4, 5], |seed| {
+    run_seeds(scenario!("snapshot_init_3d"), SEEDS, |seed| {
         let mut h = Harness::new(
             scenario!("snapshot_init_3d"),
             snap_config(seed, Net::Reliable),

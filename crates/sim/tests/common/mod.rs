@@ -123,29 +123,32 @@ impl Scenario {
     }
 }
 
-/// The seeds to run: the single seed in `RAFTKV_SCENARIO_SEED`, else seeds `1..=N` with
-/// `RAFTKV_SCENARIO_SEEDS=N` (stress runs), else `defaults`.
-pub fn seeds(defaults: &[u64]) -> Vec<u64> {
-    if let Ok(n) = std::env::var(SEEDS_ENV) {
-        let n: u64 = n
+/// Seeds each scenario runs by default: `1..=SEEDS` (the whole suite stays at a few seconds).
+pub const SEEDS: u64 = 20;
+
+/// The seeds to run: the single seed in `RAFTKV_SCENARIO_SEED`, else `1..=N` with
+/// `RAFTKV_SCENARIO_SEEDS=N` (stress runs), else `1..=default_count`.
+pub fn seeds(default_count: u64) -> Vec<u64> {
+    if let Ok(s) = std::env::var(SEED_ENV) {
+        return vec![s
             .trim()
             .parse()
-            .unwrap_or_else(|_| panic!("{SEEDS_ENV}={n} is not a u64"));
-        return (1..=n).collect();
+            .unwrap_or_else(|_| panic!("{SEED_ENV}={s} is not a u64"))];
     }
-    match std::env::var(SEED_ENV) {
-        Ok(s) => vec![s
+    let n = match std::env::var(SEEDS_ENV) {
+        Ok(n) => n
             .trim()
             .parse()
-            .unwrap_or_else(|_| panic!("{SEED_ENV}={s} is not a u64"))],
-        Err(_) => defaults.to_vec(),
-    }
+            .unwrap_or_else(|_| panic!("{SEEDS_ENV}={n} is not a u64")),
+        Err(_) => default_count,
+    };
+    (1..=n).collect()
 }
 
-/// Runs `body` once per seed; on a failure prints the seed and the replay command, then
-/// re-raises the panic.
-pub fn run_seeds(sc: Scenario, defaults: &[u64], body: impl Fn(u64)) {
-    for seed in seeds(defaults) {
+/// Runs `body` once per seed (see [`seeds`]); on a failure prints the seed and the replay
+/// command, then re-raises the panic.
+pub fn run_seeds(sc: Scenario, default_count: u64, body: impl Fn(u64)) {
+    for seed in seeds(default_count) {
         if let Err(e) = catch_unwind(AssertUnwindSafe(|| body(seed))) {
             eprintln!(
                 "\n*** {} FAILED with seed {seed}\n*** reproduce: {}\n",
@@ -294,13 +297,46 @@ impl Harness {
     #[track_caller]
     pub fn fail(&self, msg: impl AsRef<str>) -> ! {
         panic!(
-            "[{} seed={} t={}ms] {}\n  reproduce: {}",
+            "[{} seed={} t={}ms] {}\n  nodes:{}\n  reproduce: {}",
             self.sc.name,
             self.seed,
             self.now(),
             msg.as_ref(),
+            self.describe(),
             self.sc.repro(self.seed)
         )
+    }
+
+    /// One line per node: up/down, connected, role, term, last log entry, commit, applied.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for id in self.ids() {
+            let conn = if self.c.is_connected(id) {
+                ""
+            } else {
+                " (disconnected)"
+            };
+            match self.c.raft(id) {
+                None => {
+                    out += &format!(
+                        "\n    {id:?}: down{conn}, applied {:?}",
+                        self.c.applied_index(id)
+                    )
+                }
+                Some(r) => {
+                    let last = r.last_index();
+                    out += &format!(
+                        "\n    {id:?}: {:?} {:?}{conn}, last {last:?}@{:?}, commit {:?}, applied {:?}",
+                        r.role(),
+                        r.term(),
+                        r.term_at(last),
+                        r.commit_index(),
+                        r.applied_index()
+                    );
+                }
+            }
+        }
+        out
     }
 
     /// Prints a measurement when `RAFTKV_SCENARIO_VERBOSE` is set (run with `--nocapture`).
