@@ -265,6 +265,12 @@ fn deposed_leader_never_serves_read_index() {
             };
             h.sleep(3 * ELECTION_TIMEOUT_MS);
             check_minority(&h, "partitioned");
+            h.note(format!(
+                "check_quorum={check_quorum}: old leader still leads: {}, its reads {:?}, buddy's {:?}",
+                h.is_leader(old),
+                h.c.read_results(old),
+                h.c.read_results(buddy)
+            ));
             h.c.heal();
             h.sleep(2 * ELECTION_TIMEOUT_MS);
             check_minority(&h, "after heal");
@@ -293,6 +299,11 @@ fn read_index_on_leader_and_follower() {
         let elected = h.run_until(5 * ELECTION_TIMEOUT_MS, |c| !c.leaders().is_empty());
         h.check(elected, || "no leader".into());
         let (leader, term) = h.c.leaders()[0];
+        let noop = first_index_of_term(&h, leader, term);
+        let commit = h.c.raft(leader).unwrap().commit_index();
+        h.check(noop.is_some_and(|n| commit < n), || {
+            format!("precondition: fresh leader's no-op {noop:?} should not be committed yet (commit {commit:?})")
+        });
         h.c.read_index(leader, 1)
             .unwrap_or_else(|e| h.fail(format!("fresh leader refused ReadIndex: {e}")));
         let ok = h.run_until(ELECTION_TIMEOUT_MS, |c| {
@@ -301,7 +312,6 @@ fn read_index_on_leader_and_follower() {
         h.check(ok, || {
             "read on the fresh leader not answered within a yardstick".into()
         });
-        let noop = first_index_of_term(&h, leader, term);
         let got = read_answer(&h, leader, 1).flatten();
         h.check(noop.is_some() && got.is_some_and(|i| Some(i) >= noop), || {
             format!("fresh leader answered read with {got:?} before its no-op {noop:?} could commit")
