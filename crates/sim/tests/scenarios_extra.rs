@@ -23,9 +23,7 @@ fn cfg_with(nodes: usize, seed: u64, pre_vote: bool, check_quorum: bool) -> SimC
     cfg
 }
 
-/// Runs the "partitioned follower" script: a follower is cut off for 10 yardsticks while the
-/// majority commits, then rejoins. Returns (term before, the isolated node's highest term
-/// while isolated, whether it ever became a candidate, leader and term before/after rejoin).
+/// What the "partitioned follower" script observed.
 struct PartitionOutcome {
     term0: Term,
     isolated_max_term: Term,
@@ -35,7 +33,11 @@ struct PartitionOutcome {
     terms_after: Vec<Term>,
 }
 
-fn partitioned_follower_rejoins(h: &mut Harness) -> PartitionOutcome {
+/// A follower is cut off for 10 yardsticks, then rejoins. With `writes` the majority commits
+/// meanwhile (the follower's log goes stale, so votes are refused on the log alone); without,
+/// its log stays as up to date as everyone's, and only the leader lease (PreVote with
+/// CheckQuorum) keeps its rejoin from disrupting the leader.
+fn partitioned_follower_rejoins(h: &mut Harness, writes: bool) -> PartitionOutcome {
     let n = h.n();
     h.one(cmd(1), n, true);
     let leader = h.check_one_leader();
@@ -46,7 +48,9 @@ fn partitioned_follower_rejoins(h: &mut Harness) -> PartitionOutcome {
     let mut isolated_max_term = term0;
     let mut isolated_campaigned = false;
     for k in 0..10u64 {
-        h.one(cmd(100 + k), n - 1, false);
+        if writes {
+            h.one(cmd(100 + k), n - 1, false);
+        }
         let end = h.now() + ELECTION_TIMEOUT_MS;
         while h.now() < end {
             h.sleep(TICK_MS);
@@ -75,34 +79,37 @@ fn partitioned_follower_rejoins(h: &mut Harness) -> PartitionOutcome {
 }
 
 /// PreVote (dissertation §9.6): a follower partitioned for 10 election timeouts never
-/// becomes a candidate and keeps its term; when it rejoins, the leader and term are unchanged.
+/// becomes a candidate and keeps its term; when it rejoins, the leader and term are unchanged
+/// — both when the majority wrote meanwhile and when its log is still up to date.
 #[test]
 fn pre_vote_partitioned_node_rejoins_without_disruption() {
     let sc = scenario!("pre_vote_partitioned_node_rejoins_without_disruption");
     run_seeds(sc, SEEDS, |seed| {
-        let mut h = Harness::new(sc, cfg_with(5, seed, true, true));
-        let o = partitioned_follower_rejoins(&mut h);
-        h.check(!o.isolated_campaigned, || {
-            "the partitioned follower became a Candidate despite PreVote".into()
-        });
-        h.check(o.isolated_max_term == o.term0, || {
-            format!(
-                "partitioned follower's term moved {:?} -> {:?}",
-                o.term0, o.isolated_max_term
-            )
-        });
-        h.check(o.leader_after == Some(o.leader_before), || {
-            format!(
-                "leader changed from {:?} to {:?} when the follower rejoined",
-                o.leader_before, o.leader_after
-            )
-        });
-        h.check(o.terms_after.iter().all(|&t| t == o.term0), || {
-            format!(
-                "terms after rejoin {:?}, expected all {:?}",
-                o.terms_after, o.term0
-            )
-        });
+        for writes in [true, false] {
+            let mut h = Harness::new(sc, cfg_with(5, seed, true, true));
+            let o = partitioned_follower_rejoins(&mut h, writes);
+            h.check(!o.isolated_campaigned, || {
+                "the partitioned follower became a Candidate despite PreVote".into()
+            });
+            h.check(o.isolated_max_term == o.term0, || {
+                format!(
+                    "partitioned follower's term moved {:?} -> {:?}",
+                    o.term0, o.isolated_max_term
+                )
+            });
+            h.check(o.leader_after == Some(o.leader_before), || {
+                format!(
+                    "leader changed from {:?} to {:?} when the follower rejoined",
+                    o.leader_before, o.leader_after
+                )
+            });
+            h.check(o.terms_after.iter().all(|&t| t == o.term0), || {
+                format!(
+                    "terms after rejoin {:?}, expected all {:?} (writes while away: {writes})",
+                    o.terms_after, o.term0
+                )
+            });
+        }
     });
 }
 
@@ -112,23 +119,25 @@ fn pre_vote_partitioned_node_rejoins_without_disruption() {
 fn control_without_pre_vote_partitioned_node_disrupts() {
     let sc = scenario!("control_without_pre_vote_partitioned_node_disrupts");
     run_seeds(sc, SEEDS, |seed| {
-        let mut h = Harness::new(sc, cfg_with(5, seed, false, false));
-        let o = partitioned_follower_rejoins(&mut h);
-        h.check(
-            o.isolated_campaigned && o.isolated_max_term > o.term0,
-            || {
+        for writes in [true, false] {
+            let mut h = Harness::new(sc, cfg_with(5, seed, false, false));
+            let o = partitioned_follower_rejoins(&mut h, writes);
+            h.check(
+                o.isolated_campaigned && o.isolated_max_term > o.term0,
+                || {
+                    format!(
+                        "without PreVote the isolated node should campaign: term {:?} -> {:?}",
+                        o.term0, o.isolated_max_term
+                    )
+                },
+            );
+            h.check(o.terms_after.iter().all(|&t| t > o.term0), || {
                 format!(
-                    "without PreVote the isolated node should campaign: term {:?} -> {:?}",
-                    o.term0, o.isolated_max_term
+                    "without PreVote the rejoin should force a new term: {:?} vs {:?}",
+                    o.terms_after, o.term0
                 )
-            },
-        );
-        h.check(o.terms_after.iter().all(|&t| t > o.term0), || {
-            format!(
-                "without PreVote the rejoin should force a new term: {:?} vs {:?}",
-                o.terms_after, o.term0
-            )
-        });
+            });
+        }
     });
 }
 
@@ -450,8 +459,16 @@ fn one_way_link_loss() {
         let term0 = h.check_terms();
         let f = h.peer(leader, 1);
 
-        // (a) leader -> f is down.
+        // (a) leader -> f is down. First idle: f's log is as up to date as anyone's, so only
+        // the leader lease stops its PreVotes; then with writes.
         h.c.set_link(leader, f, false);
+        h.sleep(5 * ELECTION_TIMEOUT_MS);
+        let disturbed = h.ids().into_iter().find(|&id| h.term(id) != Some(term0));
+        h.check(disturbed.is_none() && h.is_leader(leader), || {
+            format!(
+                "idle one-way loss to {f:?} disturbed the cluster: {disturbed:?} left {term0:?}"
+            )
+        });
         for k in 0..10 {
             h.one(cmd(100 + k), 2, false);
             h.sleep(ELECTION_TIMEOUT_MS / 2);
