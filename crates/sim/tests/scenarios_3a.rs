@@ -76,9 +76,10 @@ fn re_election_3a() {
     });
 }
 
-/// TestManyElections3A (§5.2): 7 peers; 9 rounds of disconnecting 3 random indices (1–3
-/// distinct peers, so ≥ 4 stay and form a majority): the connected peers must have one leader
-/// each round (the old one or a new one); finally one leader.
+/// TestManyElections3A (§5.2): 7 peers; 10 rounds (6.824's loop runs 9, the issue asks for
+/// 10) of disconnecting 3 random indices (1–3 distinct peers, so ≥ 4 stay and form a
+/// majority): the connected peers must have one leader each round (the old one or a new
+/// one); finally one leader.
 #[test]
 fn many_elections_3a() {
     run_seeds(scenario!("many_elections_3a"), SEEDS, |seed| {
@@ -87,7 +88,7 @@ fn many_elections_3a() {
             config(7, seed, Net::Reliable),
         );
         h.check_one_leader();
-        for _round in 1..10 {
+        for _round in 0..10 {
             let picks = [h.random_node(), h.random_node(), h.random_node()];
             for &i in &picks {
                 h.disconnect(i);

@@ -174,7 +174,7 @@ fn figure8_pause(h: &mut Harness) -> u64 {
     if h.rng.chance(100) {
         h.rng.below(scaled(1000) / 2)
     } else {
-        h.rng.below(scaled(13).max(1))
+        h.rng.below(scaled(13) + 1)
     }
 }
 
