@@ -27,7 +27,7 @@
 //! | churn: 0.7 s between fault rounds               | 210 ms                  |
 //! | churn client polls 10/20/50/100/200 ms, 79+17·i | 3/6/15/30/60 ms, 23+5·i |
 //! | labrpc unreliable jitter 0–26 ms                | 0–7 ms                  |
-//! | long reordering: 2/3 of replies held 200–2200 ms | 60–660 ms              |
+//! | long reordering: 2/3 of replies held 200–2200 ms| 60–660 ms               |
 //! | ConcurrentStarts / Count retry pause 3 s        | 900 ms                  |
 //!
 //! **Counts stay absolute**: RPCs (≤ 30 to elect, ≤ 42 for the 12-`Start` burst), bytes
@@ -47,10 +47,22 @@
 //! virtual time while the foreground script sleeps, waits or calls `one`. Everything runs on
 //! the simulator's single thread, so an interleaving is a function of the seed.
 //!
-//! # Reproducing a failure
+//! # Seeds, reproduction, measurements
 //!
-//! [`run_seeds`] runs a scenario for each seed; a failure names the seed and prints
+//! [`run_seeds`] runs a scenario for seeds `1..=SEEDS` (20; each seed fixes the simulator's
+//! RNG and the script's own [`ScriptRng`]). A failure names the seed, the virtual time and
+//! every node's state, and prints the replay command:
 //! `RAFTKV_SCENARIO_SEED=<seed> cargo test --release -p sim --test <file> -- --exact <test>`.
+//! `RAFTKV_SCENARIO_SEEDS=N` runs seeds `1..=N` instead (stress), and
+//! `RAFTKV_SCENARIO_VERBOSE=1` (with `-- --nocapture`) prints each scenario's measurements
+//! (RPC counts, bytes, step-down and transfer times, snapshot sizes).
+//!
+//! # Indexes
+//!
+//! Our leaders append a no-op when elected (§5.4.2, §8); 6.824's Raft does not. Where 6.824
+//! asserts an absolute index, the scenarios assert the same relation to indexes this run
+//! committed; `applied`/`n_committed` report commands only, and [`Harness::is_noop`] tells
+//! no-op indexes apart.
 #![allow(dead_code)]
 
 use bytes::Bytes;
