@@ -17,7 +17,7 @@
 //!
 //! The loop, on a one-node cluster:
 //!
-//! ```no_run
+//! ```
 //! use raft::{Configuration, Config, NodeId, Message};
 //! use replica::{Replica, SnapshotPolicy, StateMachine, Transport, Completion};
 //! use storage::MemStore;

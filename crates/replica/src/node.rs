@@ -13,8 +13,8 @@ use crate::traits::{StateMachine, Transport};
 use crate::waiters::Waiters;
 use bytes::Bytes;
 use raft::{
-    CompactError, Config, EntryId, LogIndex, Message, ProposeError, Raft, ReadError, Ready,
-    TransferError,
+    CompactError, Config, EntryId, HardState, LogIndex, Message, ProposeError, Raft, ReadError,
+    Ready, TransferError,
 };
 use storage::{LogStore, StorageError};
 use thiserror::Error;
@@ -64,6 +64,8 @@ pub struct Replica<S: LogStore, M: StateMachine> {
     applied: LogIndex,
     /// Index of the latest snapshot, taken here or received.
     snapshot_index: LogIndex,
+    /// The hard state as last written to the store.
+    written_hard_state: HardState,
     waiters: Waiters,
 }
 
@@ -84,6 +86,7 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
         if let Some(snap) = &initial.snapshot {
             sm.restore(&snap.data);
         }
+        let written_hard_state = initial.hard_state;
         let raft = Raft::new(config, initial)?;
         assert_eq!(
             raft.applied_index(),
@@ -97,6 +100,7 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
             policy,
             applied: snapshot_index,
             snapshot_index,
+            written_hard_state,
             waiters: Waiters::default(),
         })
     }
@@ -158,15 +162,31 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
         Ok(done)
     }
 
-    /// Step 1: persist the batch in an order whose every prefix is a valid state (snapshot,
-    /// then entries, then the hard state whose commit may point into them), then sync.
+    /// Step 1: persist the batch so that every prefix of its writes is a valid state (a
+    /// write-ahead log may lose its tail): a new term/vote first (with the old commit), then
+    /// the snapshot, then the entries, then the hard state whose commit may point into them;
+    /// then sync if the core asks.
     fn persist(&mut self, rd: &Ready) -> Result<(), ReplicaError> {
+        if let Some(hs) = rd.hard_state {
+            let written = self.written_hard_state;
+            if (hs.term, hs.vote) != (written.term, written.vote) {
+                let first = HardState {
+                    commit: written.commit,
+                    ..hs
+                };
+                self.store.set_hard_state(first)?;
+                self.written_hard_state = first;
+            }
+        }
         if let Some(snap) = &rd.snapshot {
             self.store.save_snapshot(snap)?;
         }
         self.store.append(&rd.entries)?;
         if let Some(hs) = rd.hard_state {
-            self.store.set_hard_state(hs)?;
+            if hs != self.written_hard_state {
+                self.store.set_hard_state(hs)?;
+                self.written_hard_state = hs;
+            }
         }
         if rd.must_sync {
             self.store.sync()?;

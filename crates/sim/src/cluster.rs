@@ -36,6 +36,8 @@ pub struct Counters {
     pub messages_duplicated: u64,
     pub ticks: u64,
     pub crashes: u64,
+    /// Crashes in the middle of a sync (part of `crashes`).
+    pub power_cuts: u64,
     pub restarts: u64,
     pub proposals: u64,
     pub proposals_accepted: u64,
@@ -123,7 +125,15 @@ pub struct Cluster {
     trace: u64,
     outbox: Vec<Message>,
     next_token: u64,
+    /// (virtual ms, events processed at it): virtual time must keep moving.
+    same_ms: (u64, u64),
+    /// Fail rather than run past this many events.
+    events_max: u64,
 }
+
+/// More events than this at one virtual millisecond is a livelock (messages bouncing with
+/// zero delay forever), reported as a failure rather than hanging the run.
+pub const EVENTS_PER_MS_MAX: u64 = 1_000_000;
 
 impl Cluster {
     /// Build and start `cfg.nodes` fresh nodes; each node's tick phase is seeded.
@@ -144,6 +154,8 @@ impl Cluster {
             trace: mix(0, cfg.seed),
             outbox: Vec::new(),
             next_token: 1,
+            same_ms: (0, 0),
+            events_max: u64::MAX,
             cfg,
         };
         let conf = Configuration::new((1..=n as u64).map(NodeId));
@@ -217,6 +229,22 @@ impl Cluster {
 
     fn process(&mut self, ev: Event) {
         self.counters.events += 1;
+        if self.counters.events > self.events_max {
+            self.fail(&format!(
+                "event budget exceeded: {} events (a message storm, or a run too long)",
+                self.events_max
+            ));
+        }
+        if self.now_ms == self.same_ms.0 {
+            self.same_ms.1 += 1;
+            if self.same_ms.1 > EVENTS_PER_MS_MAX {
+                self.fail(&format!(
+                    "livelock: more than {EVENTS_PER_MS_MAX} events at one virtual millisecond"
+                ));
+            }
+        } else {
+            self.same_ms = (self.now_ms, 1);
+        }
         match ev.kind {
             EventKind::Deliver {
                 msg,
@@ -261,6 +289,19 @@ impl Cluster {
         let r = self.nodes[n].replica.as_mut().expect("drive a live node");
         let done = match r.handle_ready(&mut out) {
             Ok(done) => done,
+            Err(_) if r.store().power().fired() => {
+                // The power went out during a sync. What the node sent before it already
+                // left the machine: it stays on the wire (sent as the next incarnation, so
+                // the crash does not drop it), which is how the simulator catches a driver
+                // that sends a durability-promising message before syncing.
+                self.counters.power_cuts += 1;
+                self.crash(NodeId(n as u64 + 1));
+                for msg in out.drain(..) {
+                    self.send(n, msg);
+                }
+                self.outbox = out;
+                return;
+            }
             Err(e) => self.fail(&format!("n{} failed handling Ready: {e}", n + 1)),
         };
         let node = &mut self.nodes[n];
@@ -402,9 +443,9 @@ impl Cluster {
     fn deliver(&mut self, msg: Message, from_inc: u32, to_inc: u32) {
         let (from, to) = (msg.from.0 as usize - 1, msg.to.0 as usize - 1);
         let digest = msg_digest(&msg);
+        // A crash bumps the incarnation: messages sent before it, to or from the node, die.
         let alive = self.nodes[from].incarnation == from_inc
             && self.nodes[to].incarnation == to_inc
-            && self.nodes[from].replica.is_some()
             && self.nodes[to].replica.is_some();
         if !alive || !self.topo.can_send(from, to) {
             self.drop_msg(T_DROP_DELIVER, digest);
@@ -420,6 +461,12 @@ impl Cluster {
             self.fail(&format!("n{} refused a message: {e}", to + 1));
         }
         self.drive(to);
+    }
+
+    /// Fail (naming the seed) once more than `events` events were processed in total: turns
+    /// a message storm into a failure instead of a run that never ends.
+    pub fn set_event_budget(&mut self, events: u64) {
+        self.events_max = events;
     }
 
     /// The network fault model now in force.
@@ -509,6 +556,25 @@ impl Cluster {
         self.trace_event(T_CRASH, mix(id.0, keep as u64));
     }
 
+    /// Arm a power cut at node `id`: its sync after `syncs` more successful ones fails, and
+    /// the node crashes right there, in the middle of handling a `Ready` (messages it sent
+    /// before that sync stay on the wire). No-op while crashed.
+    pub fn crash_at_sync(&mut self, id: NodeId, syncs: u32) {
+        let n = self.index_of(id);
+        if let Some(r) = self.nodes[n].replica.as_ref() {
+            r.store().power().arm(syncs);
+            self.trace_event(T_CRASH, mix(id.0, 1 << 32 | syncs as u64));
+        }
+    }
+
+    /// Disarm a power cut armed by `crash_at_sync` that has not fired yet.
+    pub fn disarm_power_cut(&mut self, id: NodeId) {
+        let n = self.index_of(id);
+        if let Some(r) = self.nodes[n].replica.as_ref() {
+            r.store().power().reset();
+        }
+    }
+
     /// Restart from durable state (snapshot + log + hard state); crashes it first if up.
     pub fn restart(&mut self, id: NodeId) {
         let n = self.index_of(id);
@@ -528,6 +594,7 @@ impl Cluster {
             .parked
             .take()
             .expect("a stopped node has a disk");
+        store.power().reset();
         let mut rc = raft::Config::new(id);
         rc.election_ticks = self.cfg.election_ticks;
         rc.heartbeat_ticks = self.cfg.heartbeat_ticks;
@@ -750,6 +817,28 @@ impl Cluster {
     /// Durable snapshot of node `id`, in bytes.
     pub fn persisted_snapshot_bytes(&self, id: NodeId) -> usize {
         self.disk(self.index_of(id)).mem().durable_snapshot_bytes()
+    }
+
+    /// One line per node: up/down, connectivity and the core's status, for failure reports.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for (n, node) in self.nodes.iter().enumerate() {
+            let conn = if self.topo.is_connected(n) {
+                "connected"
+            } else {
+                "disconnected"
+            };
+            match &node.replica {
+                Some(r) => out.push_str(&format!(
+                    "  n{} up, {conn}, snapshot {:?}: {:?}\n",
+                    n + 1,
+                    r.snapshot_index(),
+                    r.raft().status()
+                )),
+                None => out.push_str(&format!("  n{} down, {conn}\n", n + 1)),
+            }
+        }
+        out
     }
 
     /// Hash of every event so far: same seed and same calls ⇒ same hash.

@@ -1,11 +1,16 @@
 //! [`SimStore`]: a [`MemStore`] that also keeps an audit trail of every entry ever written,
 //! for the Log Matching check.
 //!
-//! Owns: the audit trail (entry id, term of the entry before it, hash of its payload).
-//! Must never: change what the wrapped store does — same writes, same durability, same errors.
+//! Owns: the audit trail (entry id, term of the entry before it, hash of its payload), and
+//! the armed power cut: a sync that fails as if the power went out while it ran, so the
+//! simulator can crash a node in the middle of handling a `Ready`.
+//! Must never: change what the wrapped store does otherwise — same writes, same durability,
+//! same errors.
 
 use crate::hash::{hash_bytes, mix};
 use raft::{Entry, EntryId, EntryKind, HardState, InitialState, Snapshot, Term};
+use std::cell::Cell;
+use std::rc::Rc;
 use storage::{LogStore, MemStore, StorageError};
 
 /// One entry as written: Log Matching says the same id always comes with the same payload
@@ -29,14 +34,53 @@ pub fn entry_hash(kind: EntryKind, data: &[u8]) -> u64 {
 pub struct SimStore {
     inner: MemStore,
     audit: Vec<AuditRecord>,
+    power: PowerSwitch,
 }
+
+/// The simulator's handle on a node's power: shared between the cluster and the store the
+/// node's replica owns, so a power cut can be armed without reaching into the replica.
+#[derive(Clone, Debug, Default)]
+pub struct PowerSwitch {
+    /// Syncs left before the power cut (`Some(0)`: the next sync fails).
+    cut_in_syncs: Rc<Cell<Option<u32>>>,
+    fired: Rc<Cell<bool>>,
+}
+
+impl PowerSwitch {
+    /// Make the sync after `syncs` more successful ones fail as a power cut (nothing it
+    /// would have made durable becomes durable).
+    pub fn arm(&self, syncs: u32) {
+        self.cut_in_syncs.set(Some(syncs));
+        self.fired.set(false);
+    }
+
+    /// Whether the armed power cut happened (the node must now be crashed).
+    pub fn fired(&self) -> bool {
+        self.fired.get()
+    }
+
+    /// Disarm and forget (done when the node restarts).
+    pub fn reset(&self) {
+        self.cut_in_syncs.set(None);
+        self.fired.set(false);
+    }
+}
+
+/// The error text of a simulated power cut.
+pub const POWER_CUT: &str = "simulated power cut during sync";
 
 impl SimStore {
     pub fn new(inner: MemStore) -> Self {
         SimStore {
             inner,
             audit: Vec::new(),
+            power: PowerSwitch::default(),
         }
+    }
+
+    /// This store's power switch.
+    pub fn power(&self) -> &PowerSwitch {
+        &self.power
     }
 
     /// Every entry ever appended through this store (across crashes), in order.
@@ -85,7 +129,18 @@ impl LogStore for SimStore {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
-        self.inner.sync()
+        match self.power.cut_in_syncs.get() {
+            Some(0) => {
+                self.power.cut_in_syncs.set(None);
+                self.power.fired.set(true);
+                Err(StorageError::Io(POWER_CUT.to_string()))
+            }
+            Some(n) => {
+                self.power.cut_in_syncs.set(Some(n - 1));
+                self.inner.sync()
+            }
+            None => self.inner.sync(),
+        }
     }
 
     fn log_bytes(&self) -> usize {

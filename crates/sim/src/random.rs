@@ -23,6 +23,10 @@ pub const LIVENESS_COMMIT_MS: u64 = 10_000;
 /// Bound on every node applying that entry (simulated ms).
 pub const LIVENESS_CATCH_UP_MS: u64 = 30_000;
 
+/// Events allowed per simulated minute (the liveness phase counts as one more minute);
+/// a typical minute takes about 50,000. More is a message storm and fails the seed.
+pub const EVENTS_PER_MINUTE_MAX: u64 = 3_000_000;
+
 /// What one seeded run did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunReport {
@@ -144,8 +148,10 @@ pub fn run_random(seed: u64, minutes: u64) -> RunReport {
         liveness_ms: 0,
         trace_hash: 0,
     };
+    let mut c = Cluster::new(cfg);
+    c.set_event_budget(EVENTS_PER_MINUTE_MAX * (minutes + 1));
     let mut run = Run {
-        c: Cluster::new(cfg),
+        c,
         report,
         next_cmd: 0,
         next_read: 0,
@@ -233,6 +239,11 @@ impl Run {
             }
             690..=709 => self.change_net(),
             710..=719 => self.transfer(),
+            720..=734 => {
+                let id = self.random_node();
+                let syncs = self.c.rng().gen_range(0..4);
+                self.c.crash_at_sync(id, syncs);
+            }
             _ => {}
         }
     }
@@ -315,7 +326,9 @@ impl Run {
         self.c.heal();
         self.c.set_net(NetConfig::reliable());
         for id in self.ids() {
-            if !self.c.is_up(id) {
+            if self.c.is_up(id) {
+                self.c.disarm_power_cut(id);
+            } else {
                 self.c.restart(id);
             }
         }
@@ -341,7 +354,7 @@ impl Run {
             };
             let ok = self.c.run_until(1_000, |c| {
                 c.n_committed(id.index).1.as_ref() == Some(&cmd)
-                    || c.raft(leader).map_or(true, |r| r.term() != id.term)
+                    || c.raft(leader).is_none_or(|r| r.term() != id.term)
             });
             if ok && self.c.n_committed(id.index).1.as_ref() == Some(&cmd) {
                 break id.index;
@@ -355,7 +368,9 @@ impl Run {
                 .map(|&i| self.c.applied_index(i))
                 .collect();
             fail(format!(
-                "not every node applied {index:?} within {LIVENESS_CATCH_UP_MS} ms (applied: {applied:?})"
+                "not every node applied {index:?} within {LIVENESS_CATCH_UP_MS} ms \
+                 (applied: {applied:?})\n{}",
+                self.c.describe()
             ));
         }
         self.report.liveness_ms = self.c.now_ms() - t0;

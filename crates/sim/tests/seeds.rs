@@ -29,6 +29,7 @@ thread_local! {
 struct Totals {
     seeds: u64,
     events: u64,
+    events_max: (u64, u64),
     elections: u64,
     commits: u64,
     crashes: u64,
@@ -40,6 +41,7 @@ impl Totals {
     fn add(&mut self, r: &RunReport) {
         self.seeds += 1;
         self.events += r.events;
+        self.events_max = self.events_max.max((r.events, r.seed));
         self.elections += r.elections as u64;
         self.commits += r.commits;
         self.crashes += r.crashes;
@@ -85,10 +87,13 @@ fn random_fault_seeds() {
 
     let t = totals.into_inner().unwrap();
     println!(
-        "{} seeds passed ({} simulated s): {} events, {} elections, {} commits, {} crashes, {} partitions",
+        "{} seeds passed ({} simulated s): {} events (most: {} for seed {}), {} elections, \
+         {} commits, {} crashes, {} partitions",
         t.seeds,
         t.sim_ms / 1000,
         t.events,
+        t.events_max.0,
+        t.events_max.1,
         t.elections,
         t.commits,
         t.crashes,
