@@ -889,3 +889,169 @@ fn msg_digest(m: &Message) -> u64 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leader_of(c: &mut Cluster) -> NodeId {
+        assert!(
+            c.run_until(5_000, |c| c.leaders().len() == 1),
+            "a leader within 5 s"
+        );
+        c.leaders()[0].0
+    }
+
+    fn commit(c: &mut Cluster, data: &str, on: usize) -> LogIndex {
+        let leader = leader_of(c);
+        let id = c
+            .propose(leader, Bytes::copy_from_slice(data.as_bytes()))
+            .unwrap();
+        let ok = c.run_until(2_000, |c| c.n_committed(id.index).0 >= on);
+        assert!(ok, "{data} applied on {on} nodes");
+        id.index
+    }
+
+    #[test]
+    fn elects_a_leader_and_commits_on_every_node() {
+        let mut c = Cluster::new(SimConfig::new(3, 1));
+        let index = commit(&mut c, "a", 3);
+        assert_eq!(c.n_committed(index), (3, Some(Bytes::from("a"))));
+        for id in c.ids() {
+            assert_eq!(c.applied(id), vec![(index, Bytes::from("a"))]);
+        }
+        assert!(c.stats().rpcs > 0 && c.stats().by_kind.contains_key("AppendEntries"));
+        assert_eq!(c.elections(), 1);
+    }
+
+    #[test]
+    fn minority_cannot_commit_and_majority_heals_it() {
+        let mut c = Cluster::new(SimConfig::new(5, 2));
+        let leader = leader_of(&mut c);
+        let others: Vec<NodeId> = c.ids().into_iter().filter(|&i| i != leader).collect();
+        c.partition(&[&[leader, others[0]], &others[1..]]);
+        let id = c.propose(leader, "lost".into()).unwrap();
+        c.run_for(2_000);
+        assert_eq!(c.n_committed(id.index).0, 0, "no commit without a majority");
+        c.heal();
+        let index = commit(&mut c, "after", 5);
+        assert!(c.run_until(3_000, |c| c
+            .ids()
+            .iter()
+            .all(|&i| c.applied_index(i) >= index)));
+        assert!(
+            c.applied(leader).iter().all(|(_, d)| d != "lost"),
+            "overwritten"
+        );
+    }
+
+    #[test]
+    fn crash_of_everyone_keeps_committed_entries() {
+        let mut c = Cluster::new(SimConfig::new(3, 3));
+        let a = commit(&mut c, "a", 3);
+        for id in c.ids() {
+            c.crash(id);
+            assert!(!c.is_up(id) && c.raft(id).is_none());
+        }
+        assert_eq!(
+            c.n_committed(a).0,
+            3,
+            "crashed nodes still count (6.824 nCommitted)"
+        );
+        for id in c.ids() {
+            c.restart(id);
+        }
+        commit(&mut c, "b", 3);
+        for id in c.ids() {
+            assert_eq!(c.applied(id)[0], (a, Bytes::from("a")));
+        }
+        assert_eq!(c.counters().crashes, 3);
+    }
+
+    #[test]
+    fn lagging_follower_catches_up_through_a_snapshot() {
+        let mut cfg = SimConfig::new(3, 4);
+        cfg.snapshot_every = Some(10);
+        cfg.snapshot_chunk_bytes = 100;
+        let mut c = Cluster::new(cfg);
+        let leader = leader_of(&mut c);
+        let lagging = c.ids().into_iter().find(|&i| i != leader).unwrap();
+        c.disconnect(lagging);
+        let mut last = LogIndex(0);
+        for i in 0..50 {
+            last = commit(&mut c, &format!("c{i}"), 2);
+        }
+        assert!(c.replica(leader).unwrap().snapshot_index() >= LogIndex(40));
+        assert!(c.persisted_snapshot_bytes(leader) > 0);
+        c.connect(lagging);
+        assert!(c.run_until(5_000, |c| c.applied_index(lagging) >= last));
+        assert_eq!(c.applied(lagging), c.applied(leader));
+        assert!(
+            c.state_machine(lagging).restores() >= 1,
+            "installed a snapshot"
+        );
+    }
+
+    #[test]
+    fn power_cut_crashes_in_the_middle_of_a_sync() {
+        let mut c = Cluster::new(SimConfig::new(3, 5));
+        let leader = leader_of(&mut c);
+        c.crash_at_sync(leader, 0);
+        let _ = c.propose(leader, "x".into());
+        c.run_for(10);
+        assert!(!c.is_up(leader));
+        assert_eq!(c.counters().power_cuts, 1);
+        c.restart(leader);
+        commit(&mut c, "y", 3);
+    }
+
+    #[test]
+    fn one_way_link_loss() {
+        let mut c = Cluster::new(SimConfig::new(3, 6));
+        let leader = leader_of(&mut c);
+        let f = c.ids().into_iter().find(|&i| i != leader).unwrap();
+        c.set_link(leader, f, false);
+        assert!(!c.link(leader, f) && c.link(f, leader));
+        let index = commit(&mut c, "z", 2);
+        c.run_for(300);
+        assert!(
+            c.applied_index(f) < index,
+            "the follower hears nothing from the leader"
+        );
+        c.heal();
+        assert!(c.run_until(3_000, |c| c.applied_index(f) >= index));
+    }
+
+    #[test]
+    fn read_index_answers_after_apply() {
+        let mut c = Cluster::new(SimConfig::new(3, 7));
+        let index = commit(&mut c, "r", 3);
+        let leader = leader_of(&mut c);
+        c.read_index(leader, 42).unwrap();
+        assert!(c.run_until(1_000, |c| !c.read_results(leader).is_empty()));
+        let (ctx, at) = c.read_results(leader)[0];
+        assert_eq!(ctx, 42);
+        assert!(at.is_some_and(|i| i >= index));
+    }
+
+    #[test]
+    fn same_seed_same_trace_other_seed_other_trace() {
+        let run = |seed| {
+            let mut cfg = SimConfig::new(5, seed);
+            cfg.net = NetConfig::unreliable().with_long_reordering();
+            let mut c = Cluster::new(cfg);
+            for i in 0..20u64 {
+                c.run_for(100);
+                if let Some(&(l, _)) = c.leaders().first() {
+                    let _ = c.propose(l, Bytes::from(i.to_string()));
+                }
+                if i == 10 {
+                    c.crash(NodeId(2));
+                }
+            }
+            (c.trace_hash(), c.counters().events)
+        };
+        assert_eq!(run(9), run(9));
+        assert_ne!(run(9).0, run(10).0);
+    }
+}

@@ -113,3 +113,20 @@ fn random_fault_seeds() {
         failures.len()
     );
 }
+
+/// Same seed ⇒ identical event trace (and report); different seeds ⇒ different traces.
+#[test]
+fn same_seed_same_trace() {
+    for seed in [0, 7, 123_456_789] {
+        let a = run_random(seed, 1);
+        let b = run_random(seed, 1);
+        assert_eq!(a, b, "seed {seed} replayed differently");
+        let other = run_random(seed + 1, 1);
+        assert_ne!(
+            a.trace_hash,
+            other.trace_hash,
+            "seeds {seed} and {} collide",
+            seed + 1
+        );
+    }
+}
