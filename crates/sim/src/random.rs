@@ -244,7 +244,42 @@ impl Run {
                 let syncs = self.c.rng().gen_range(0..4);
                 self.c.crash_at_sync(id, syncs);
             }
+            735..=739 => self.leader_churn(),
             _ => {}
+        }
+    }
+
+    /// 6.824 Figure 8 in miniature: propose at the leader, let a little time pass, often
+    /// crash the leader before its entries reach everyone, restart nodes while a majority
+    /// stays up. Builds logs with entries of many terms at the same indexes.
+    fn leader_churn(&mut self) {
+        let rounds = self.c.rng().gen_range(5..=30);
+        let tick_ms = self.c.config().tick_ms;
+        let election_ms = tick_ms * u64::from(self.c.config().election_ticks);
+        let majority = self.c.config().nodes / 2 + 1;
+        for _ in 0..rounds {
+            if let Some(l) = self.leader() {
+                let k = self.c.rng().gen_range(1..=3);
+                for _ in 0..k {
+                    let cmd = self.command();
+                    let _ = self.c.propose(l, cmd);
+                }
+            }
+            let pause = if self.c.rng().gen_bool(0.1) {
+                self.c.rng().gen_range(0..=election_ms * 2)
+            } else {
+                self.c.rng().gen_range(0..=tick_ms * 2)
+            };
+            self.c.run_for(pause);
+            if let Some(l) = self.leader() {
+                if self.c.rng().gen_bool(0.5) {
+                    self.c.crash(l);
+                }
+            }
+            let up = self.ids().iter().filter(|&&id| self.c.is_up(id)).count();
+            if up < majority || self.c.rng().gen_bool(0.3) {
+                self.restart_one_down();
+            }
         }
     }
 
