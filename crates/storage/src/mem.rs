@@ -325,52 +325,11 @@ mod tests {
     }
 
     #[test]
-    fn append_truncates_conflicting_suffix() {
-        let mut s = store();
-        s.append(&[e(1, 1), e(2, 1), e(3, 1)]).unwrap();
-        s.append(&[e(2, 2)]).unwrap();
-        assert_eq!(ids(&s), vec![(1, 1), (2, 2)]);
-        assert_eq!(s.last_index(), LogIndex(2));
-    }
-
-    #[test]
-    fn append_rejects_gaps_compacted_and_noncontiguous() {
-        let mut s = store();
-        assert!(matches!(
-            s.append(&[e(2, 1)]),
-            Err(StorageError::Gap { .. })
-        ));
-        assert!(matches!(
-            s.append(&[e(1, 1), e(3, 1)]),
-            Err(StorageError::NotContiguous { .. })
-        ));
-        s.append(&[e(1, 1), e(2, 1)]).unwrap();
-        s.save_snapshot(&snap(2, 1)).unwrap();
-        assert!(matches!(
-            s.append(&[e(2, 1)]),
-            Err(StorageError::Compacted { .. })
-        ));
-        assert_eq!(s.unsynced_writes(), 2, "rejected writes are not queued");
-    }
-
-    #[test]
-    fn snapshot_keeps_matching_tail_and_drops_divergent_log() {
-        let mut s = store();
-        s.append(&[e(1, 1), e(2, 1), e(3, 2), e(4, 2)]).unwrap();
-        s.save_snapshot(&snap(2, 1)).unwrap();
-        assert_eq!(ids(&s), vec![(3, 2), (4, 2)]);
-        assert_eq!(s.term_at(LogIndex(2)), Some(Term(1)));
-        s.save_snapshot(&snap(5, 3)).unwrap();
-        assert_eq!(ids(&s), vec![]);
-        assert_eq!(s.last_index(), LogIndex(5));
-        assert!(matches!(
-            s.save_snapshot(&snap(4, 3)),
-            Err(StorageError::StaleSnapshot { .. })
-        ));
-        // A snapshot whose last id is in the log but with another term replaces everything.
-        s.append(&[e(6, 3), e(7, 3)]).unwrap();
-        s.save_snapshot(&snap(6, 4)).unwrap();
-        assert_eq!(ids(&s), vec![]);
+    fn memstore_passes_the_conformance_suite() {
+        crate::conformance::check_all(MemStore::new, |mut s| {
+            s.crash();
+            s
+        });
     }
 
     #[test]
@@ -416,13 +375,5 @@ mod tests {
         assert_eq!(s.log_bytes(), HARD_STATE_BYTES + e(2, 1).size_bytes());
         assert!(s.snapshot_bytes() >= 5);
         assert_eq!(s.durable_snapshot_bytes(), 0);
-    }
-
-    #[test]
-    fn initial_state_carries_bootstrap_configuration() {
-        let s = store();
-        let init = s.initial_state().unwrap();
-        assert_eq!(init.config.voters.len(), 3);
-        assert!(init.snapshot.is_none() && init.entries.is_empty());
     }
 }
