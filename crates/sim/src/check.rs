@@ -35,8 +35,11 @@ pub struct Checker {
     leaders: BTreeMap<Term, NodeId>,
     /// State Machine Safety: `applied[i]` = (term, payload hash) of what was applied at i + 1.
     applied: Vec<(Term, u64)>,
-    /// Terms of the entries known committed: `committed[i]` is the term at index i + 1.
-    committed: Vec<Term>,
+    /// The entries known committed: `committed[i]` is (term of the entry at index i + 1,
+    /// term of the node that first saw it committed). The second over-approximates the term
+    /// in which the entry was committed (a node learns of a commit in its leader's term, or
+    /// later), which is what Leader Completeness is about.
+    committed: Vec<(Term, Term)>,
     nodes: Vec<NodeCursor>,
 }
 
@@ -185,16 +188,16 @@ impl Checker {
                 })?;
             let k = i.0 as usize - 1;
             if k < self.committed.len() {
-                if self.committed[k] != term {
+                if self.committed[k].0 != term {
                     return Err(format!(
                         "n{} committed {:?} at {i:?} but {:?} was committed there before",
                         n + 1,
                         term,
-                        self.committed[k]
+                        self.committed[k].0
                     ));
                 }
             } else {
-                self.committed.push(term);
+                self.committed.push((term, raft.term()));
             }
             i = i.next();
         }
@@ -204,7 +207,9 @@ impl Checker {
     }
 
     /// Election Safety (§5.2) and Leader Completeness (§5.4): at most one leader per term
-    /// over the whole run, and a new leader's log holds every entry committed so far.
+    /// over the whole run, and a new leader's log holds every entry committed so far in an
+    /// earlier term (a leader of an older term can still be elected late, when the votes
+    /// for it arrive after a newer leader committed entries: it owes nothing to those).
     fn leadership(&mut self, n: usize, node: &SimReplica) -> Result<(), String> {
         let raft = node.raft();
         if !raft.is_leader() {
@@ -222,7 +227,10 @@ impl Checker {
         }
         self.nodes[n].leader_term_seen = Some(term);
         let snap = raft.snapshot().map_or(LogIndex(0), |s| s.meta.last.index);
-        for (k, &t) in self.committed.iter().enumerate().skip(snap.0 as usize) {
+        for (k, &(t, committed_in)) in self.committed.iter().enumerate().skip(snap.0 as usize) {
+            if committed_in >= term {
+                continue;
+            }
             let index = LogIndex(k as u64 + 1);
             if raft.term_at(index) != Some(t) {
                 return Err(format!(
