@@ -17,6 +17,11 @@
 //! between drop it). A crash keeps only what the node synced. Same seed and same calls ⇒ the
 //! same event trace ([`Cluster::trace_hash`]).
 //!
+//! Seeded runs: `cargo test -p sim --release --test seeds` runs 500 seeds of one simulated
+//! minute each (`RAFTKV_SIM_SEEDS=20000` for more, `RAFTKV_SIM_SEED_START`,
+//! `RAFTKV_SIM_MINUTES`); a failing seed prints its replay command,
+//! `cargo run -p sim --release -- --seed N [--minutes M]`.
+//!
 //! Owns: simulated time, network, disks and faults. Must never: use the wall clock, threads,
 //! tokio, or any randomness not derived from the seed.
 //!
