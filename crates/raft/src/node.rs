@@ -569,17 +569,7 @@ impl Raft {
     // ----- helpers -----
 
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
-        let msg = Message {
-            from: self.id,
-            to,
-            term: self.term,
-            body,
-        };
-        if msg.requires_durability() {
-            self.msgs_after_persist.push(msg);
-        } else {
-            self.msgs.push(msg);
-        }
+        self.send_with_term(to, self.term, body);
     }
 
     /// Send with an explicit term (PreVote requests and grants use a future term).
