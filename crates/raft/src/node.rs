@@ -514,16 +514,32 @@ impl Raft {
         rd
     }
 
-    /// The driver handled `ready` completely (persisted, sent, applied).
+    /// The driver handled `ready` completely: persisted (durably, when `must_sync`), sent,
+    /// applied. Same as [`Raft::advance_written`] followed by [`Raft::on_persisted`] for
+    /// everything the batch wrote.
     pub fn advance(&mut self, ready: Ready) {
-        if let Some(s) = &ready.snapshot {
-            self.log.persisted_to(s.meta.last);
+        let written = ready.last_written();
+        self.advance_written(ready);
+        if let Some(id) = written {
+            self.on_persisted(id);
         }
-        if let Some(last) = ready.entries.last() {
-            self.log.persisted_to(last.id());
-        }
+    }
+
+    /// The driver handled `ready` except durability: its writes were handed to storage but
+    /// may not be synced yet (asynchronous group commit). It must hold `persisted_messages`
+    /// until they are, and then report with [`Raft::on_persisted`] the batch's
+    /// [`Ready::last_written`].
+    pub fn advance_written(&mut self, ready: Ready) {
+        drop(ready);
+    }
+
+    /// Storage reports that everything written up to entry `id` (the last entry or the
+    /// snapshot of some handled `Ready`) is durable. Reports for entries that were since
+    /// overwritten by a conflicting suffix are ignored. The leader counts itself toward the
+    /// commit quorum only from here on.
+    pub fn on_persisted(&mut self, id: EntryId) {
+        self.log.persisted_to(id);
         if self.role == Role::Leader {
-            // The leader counts itself toward a quorum only once its entries are durable.
             self.maybe_commit();
         }
     }

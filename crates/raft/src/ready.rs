@@ -5,7 +5,7 @@
 //! Must never: be partially handled — hand the whole batch back to `advance`.
 
 use crate::message::Message;
-use crate::types::{Entry, HardState, LogIndex, NodeId, Snapshot, Term};
+use crate::types::{Entry, EntryId, HardState, LogIndex, NodeId, Snapshot, Term};
 
 /// A node's role.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -70,6 +70,16 @@ pub struct Ready {
 }
 
 impl Ready {
+    /// The last log position this batch writes (its last entry, else its snapshot): what the
+    /// driver reports to [`crate::Raft::on_persisted`] once the batch is durable.
+    pub fn last_written(&self) -> Option<EntryId> {
+        match (self.entries.last(), &self.snapshot) {
+            (Some(e), _) => Some(e.id()),
+            (None, Some(s)) => Some(s.meta.last),
+            (None, None) => None,
+        }
+    }
+
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.soft_state.is_none()

@@ -3,7 +3,8 @@
 //! Owns: the [`LogStore`] contract and its error enum. Must never: depend on a concrete medium
 //! (files, memory) — that is each implementation's business.
 
-use raft::{Entry, HardState, InitialState, LogIndex, Snapshot};
+use raft::{Entry, HardState, InitialState, LogIndex, Snapshot, Term};
+use std::path::PathBuf;
 use thiserror::Error;
 
 /// Why a storage operation failed. Each variant carries what the caller needs to report it.
@@ -24,7 +25,47 @@ pub enum StorageError {
     /// Stored data failed validation while reading it back.
     #[error("corrupt storage: {what}")]
     Corrupt { what: String },
-    /// The medium itself failed (disk full, I/O error).
+    /// A file's bytes at `offset` failed validation (bad checksum, impossible record) with
+    /// valid data after them: the store refuses to start rather than drop committed data.
+    #[error("corrupt {file} at offset {offset}: {reason}")]
+    CorruptFile {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// The data directory was written by a different cluster or node.
+    #[error("{file} belongs to cluster {found_cluster:#x} node {found_node}, not cluster {expected_cluster:#x} node {expected_node}: wrong --data-dir?")]
+    WrongCluster {
+        file: PathBuf,
+        expected_cluster: u64,
+        expected_node: u64,
+        found_cluster: u64,
+        found_node: u64,
+    },
+    /// The data directory was written in a format this build does not read.
+    #[error("{file} has format version {found}; this build reads version {supported}")]
+    UnsupportedVersion {
+        file: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    /// An entry is larger than a record may be.
+    #[error("entry {index:?} of {bytes} bytes exceeds the record limit of {max} bytes")]
+    TooLarge {
+        index: LogIndex,
+        bytes: usize,
+        max: usize,
+    },
+    /// Entries `lo .. hi` were asked for but the store holds only `first ..= last`.
+    #[error("entries {lo:?}..{hi:?} requested; the store holds {first:?}..={last:?}")]
+    OutOfRange {
+        lo: LogIndex,
+        hi: LogIndex,
+        first: LogIndex,
+        last: LogIndex,
+    },
+    /// The medium itself failed (disk full, I/O error). After a failed write or sync the
+    /// store refuses further writes: the node must restart and recover from what is durable.
     #[error("i/o error: {0}")]
     Io(String),
 }
@@ -52,9 +93,40 @@ pub trait LogStore {
     /// Make every write so far durable.
     fn sync(&mut self) -> Result<(), StorageError>;
 
+    /// Index of the first entry after the snapshot (snapshot index + 1).
+    fn first_index(&self) -> LogIndex;
+
+    /// Index of the last entry written (the snapshot index when there is none after it).
+    fn last_index(&self) -> LogIndex;
+
+    /// Term of the entry at `index`, or of the snapshot when `index` is its last index;
+    /// `None` outside `snapshot index ..= last_index`.
+    fn term(&self, index: LogIndex) -> Option<Term>;
+
+    /// Entries `lo .. hi` (half-open) as written; an error if the range is not stored.
+    fn entries(&self, lo: LogIndex, hi: LogIndex) -> Result<Vec<Entry>, StorageError>;
+
     /// Bytes of Raft state (hard state + log entries) as written.
     fn log_bytes(&self) -> usize;
 
     /// Bytes of the stored snapshot as written (0 without one).
     fn snapshot_bytes(&self) -> usize;
+}
+
+/// The check every [`LogStore::entries`] makes: `lo .. hi` must lie within `first ..= last`.
+pub(crate) fn check_range(
+    lo: LogIndex,
+    hi: LogIndex,
+    first: LogIndex,
+    last: LogIndex,
+) -> Result<(), StorageError> {
+    if lo > hi || lo < first || hi > last.next() {
+        return Err(StorageError::OutOfRange {
+            lo,
+            hi,
+            first,
+            last,
+        });
+    }
+    Ok(())
 }

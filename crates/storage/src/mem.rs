@@ -278,6 +278,30 @@ impl LogStore for MemStore {
         Ok(())
     }
 
+    fn first_index(&self) -> LogIndex {
+        self.written.first_index()
+    }
+
+    fn last_index(&self) -> LogIndex {
+        self.written.last_index()
+    }
+
+    fn term(&self, index: LogIndex) -> Option<Term> {
+        self.written.term_at(index)
+    }
+
+    fn entries(&self, lo: LogIndex, hi: LogIndex) -> Result<Vec<Entry>, StorageError> {
+        crate::log_store::check_range(
+            lo,
+            hi,
+            self.written.first_index(),
+            self.written.last_index(),
+        )?;
+        Ok((lo.0..hi.0)
+            .map(|i| self.written.entry(LogIndex(i)).expect("in range").clone())
+            .collect())
+    }
+
     fn log_bytes(&self) -> usize {
         HARD_STATE_BYTES + self.written.entry_bytes
     }

@@ -1,0 +1,629 @@
+//! [`DiskStore`]: the durable [`LogStore`] — a segmented write-ahead log plus snapshot files,
+//! over any [`Fs`] (the real disk, or [`crate::FaultFs`] in tests and the simulator).
+//!
+//! Data directory layout:
+//! - `identity` — cluster id, node id and bootstrap membership (written once, checked on
+//!   every open);
+//! - `wal/{seq:016x}.wal` — log segments; each starts with a header and a copy of the current
+//!   snapshot marker and hard state, then records (see [`crate::codec`]);
+//! - `snap/{term:016x}-{index:016x}.snap` — the current snapshot (older ones are removed once
+//!   a newer one is durable).
+//!
+//! Owns: the write path (records buffered, then written and synced — blocking with
+//! [`LogStore::sync`], or by group commit on a dedicated thread with
+//! [`DiskStore::start_sync`]), segment rolling, snapshot files, and removal of segments and
+//! snapshots a durable snapshot made obsolete. Recovery lives in [`crate::recovery`].
+//! Must never: delete anything a restart could still need (a segment is removed only once a
+//! later, durable snapshot covers every entry in it), write after a failed write or sync, or
+//! report a ticket durable that no `fdatasync` covered.
+
+use crate::codec::{self, Identity, Record, RECORD_PAYLOAD_MAX};
+use crate::fs::{Fs, FsFile};
+use crate::log_store::{check_range, LogStore, StorageError};
+use crate::syncer::{SyncListener, SyncShared, SyncTicket, Syncer};
+use raft::{Entry, EntryId, HardState, InitialState, LogIndex, Snapshot, Term};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+/// Tunables of a [`DiskStore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskOptions {
+    /// Start a new segment once the current one reaches this size.
+    pub segment_bytes: u64,
+    /// Hand buffered records to the file once this many bytes are pending.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for DiskOptions {
+    fn default() -> Self {
+        DiskOptions {
+            segment_bytes: 64 << 20,
+            write_buffer_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Where an entry's record lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub(crate) term: Term,
+    pub(crate) seg: u64,
+    pub(crate) offset: u64,
+    /// Framed length of the record.
+    pub(crate) len: u32,
+}
+
+pub(crate) struct Segment<F: Fs> {
+    pub(crate) seq: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) file: Arc<F::File>,
+    /// Highest entry index written into this segment (0: none).
+    pub(crate) max_index: LogIndex,
+}
+
+/// What recovery found and did, for logs and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    pub records: u64,
+    pub entries: usize,
+    /// A torn or zero-filled tail cut off: file, offset where valid data ended, bytes removed.
+    pub truncated: Option<(PathBuf, u64, u64)>,
+    /// Leftover temporary files and snapshots no marker refers to, removed.
+    pub removed: Vec<PathBuf>,
+}
+
+/// A durable Raft log in a data directory. See the module docs for the layout.
+pub struct DiskStore<F: Fs> {
+    pub(crate) fs: F,
+    pub(crate) dir: PathBuf,
+    pub(crate) identity: Identity,
+    pub(crate) opts: DiskOptions,
+    pub(crate) segments: Vec<Segment<F>>,
+    /// Bytes of the active (last) segment handed to the file.
+    pub(crate) file_len: u64,
+    /// Encoded records not yet handed to the file; they start at `file_len`.
+    pub(crate) buf: Vec<u8>,
+    pub(crate) hard_state: HardState,
+    pub(crate) snapshot: Option<Snapshot>,
+    pub(crate) snapshot_last: EntryId,
+    pub(crate) snapshot_file_bytes: usize,
+    /// Entries `snapshot_last.index + 1 ..`.
+    pub(crate) locs: VecDeque<Loc>,
+    pub(crate) entry_bytes: usize,
+    /// Entries read during recovery, handed out by the first `initial_state` if nothing was
+    /// written since.
+    pub(crate) recovered: Mutex<Option<Vec<Entry>>>,
+    /// Number of times buffered records were handed to the file.
+    pub(crate) written_ticket: SyncTicket,
+    pub(crate) shared: Arc<SyncShared>,
+    pub(crate) syncer: Option<Syncer<F::File>>,
+    /// Snapshots whose marker is not yet known durable: (ticket of the marker, snapshot).
+    pub(crate) pending_gc: VecDeque<(SyncTicket, EntryId)>,
+    pub(crate) poisoned: Option<String>,
+    pub(crate) report: RecoveryReport,
+}
+
+pub(crate) fn io_err(what: impl std::fmt::Display, e: std::io::Error) -> StorageError {
+    StorageError::Io(format!("{what}: {e}"))
+}
+
+pub(crate) fn wal_dir(dir: &Path) -> PathBuf {
+    dir.join("wal")
+}
+pub(crate) fn snap_dir(dir: &Path) -> PathBuf {
+    dir.join("snap")
+}
+pub(crate) fn segment_name(seq: u64) -> String {
+    format!("{seq:016x}.wal")
+}
+pub(crate) fn snapshot_name(id: EntryId) -> String {
+    format!("{:016x}-{:016x}.snap", id.term.0, id.index.0)
+}
+
+/// The snapshot id a snapshot file name encodes.
+pub(crate) fn parse_snapshot_name(name: &str) -> Option<EntryId> {
+    let stem = name.strip_suffix(".snap")?;
+    let (t, i) = stem.split_once('-')?;
+    let term = u64::from_str_radix(t, 16).ok()?;
+    let index = u64::from_str_radix(i, 16).ok()?;
+    Some(EntryId::new(Term(term), LogIndex(index)))
+}
+
+/// The sequence number a segment file name encodes.
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".wal")?;
+    if stem.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(stem, 16).ok()
+}
+
+/// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+pub(crate) fn write_atomic<F: Fs>(fs: &F, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let dir = path.parent().expect("file in a directory");
+    let tmp = path.with_extension("tmp");
+    let f = fs.create(&tmp).map_err(|e| io_err(tmp.display(), e))?;
+    f.append(bytes).map_err(|e| io_err(tmp.display(), e))?;
+    f.sync_data().map_err(|e| io_err(tmp.display(), e))?;
+    fs.rename(&tmp, path)
+        .map_err(|e| io_err(path.display(), e))?;
+    fs.sync_dir(dir).map_err(|e| io_err(dir.display(), e))
+}
+
+impl<F: Fs> DiskStore<F> {
+    /// Open the store in `dir`, creating it for `identity` if the directory holds none, and
+    /// recover: a torn tail is cut off (and logged), anything else wrong is an error.
+    pub fn open(
+        fs: F,
+        dir: impl Into<PathBuf>,
+        identity: Identity,
+        opts: DiskOptions,
+    ) -> Result<Self, StorageError> {
+        crate::recovery::open(fs, dir.into(), identity, opts)
+    }
+
+    /// What recovery found when this store was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The directory's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The hard state as last written.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// The snapshot as last written.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Start group commit: a sync thread that calls `listener` after each `fdatasync`.
+    /// Afterwards [`DiskStore::start_sync`] queues syncs instead of running them.
+    pub fn enable_group_commit(&mut self, listener: SyncListener) -> Result<(), StorageError> {
+        if self.syncer.is_none() {
+            let s = Syncer::spawn(self.shared.clone(), listener)
+                .map_err(|e| io_err("spawning the sync thread", e))?;
+            self.syncer = Some(s);
+        }
+        Ok(())
+    }
+
+    /// Hand every buffered record to the file and queue a sync covering them; returns the
+    /// ticket the sync thread will report. Without group commit, syncs now.
+    pub fn start_sync(&mut self) -> Result<SyncTicket, StorageError> {
+        self.check_usable()?;
+        self.flush()?;
+        let ticket = self.written_ticket;
+        if self.durable_ticket() >= ticket {
+            return Ok(ticket);
+        }
+        let file = self.active().file.clone();
+        match &self.syncer {
+            Some(s) if s.request(ticket, file) => Ok(ticket),
+            _ => {
+                self.sync()?;
+                Ok(ticket)
+            }
+        }
+    }
+
+    /// Highest ticket known durable.
+    pub fn durable_ticket(&self) -> SyncTicket {
+        self.shared.durable.load(Ordering::Acquire)
+    }
+
+    /// Highest ticket handed to the file so far.
+    pub fn written_ticket(&self) -> SyncTicket {
+        self.written_ticket
+    }
+
+    /// Path of the `i`-th live segment file (oldest first).
+    pub fn segment_path(&self, i: usize) -> &Path {
+        &self.segments[i].path
+    }
+
+    /// File offset of the record holding entry `index` (for corruption tests and tools).
+    pub fn entry_offset(&self, index: LogIndex) -> u64 {
+        let i = (index.0 - self.snapshot_last.index.0 - 1) as usize;
+        self.locs[i].offset
+    }
+
+    pub(crate) fn active(&self) -> &Segment<F> {
+        self.segments.last().expect("a store always has a segment")
+    }
+
+    fn check_usable(&mut self) -> Result<(), StorageError> {
+        if self.poisoned.is_none() && self.shared.failed.load(Ordering::Acquire) {
+            self.poisoned = Some("a background sync failed".into());
+        }
+        match &self.poisoned {
+            Some(why) => Err(StorageError::Io(format!(
+                "store unusable after an earlier failure ({why}); restart the node"
+            ))),
+            None => {
+                self.collect_garbage();
+                Ok(())
+            }
+        }
+    }
+
+    fn poison(&mut self, e: StorageError) -> StorageError {
+        self.poisoned = Some(e.to_string());
+        e
+    }
+
+    /// Hand buffered records to the active segment.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let seg = self.active();
+        let res = seg
+            .file
+            .append(&self.buf)
+            .map_err(|e| io_err(seg.path.display(), e));
+        if let Err(e) = res {
+            return Err(self.poison(e));
+        }
+        self.file_len += self.buf.len() as u64;
+        self.buf.clear();
+        self.written_ticket += 1;
+        Ok(())
+    }
+
+    fn push_record(&mut self, rec: &Record) -> Result<u64, StorageError> {
+        let offset = self.file_len + self.buf.len() as u64;
+        codec::encode_record(rec, &mut self.buf);
+        if self.buf.len() >= self.opts.write_buffer_bytes {
+            self.flush()?;
+        }
+        Ok(offset)
+    }
+
+    /// Start a new segment once the active one is full. The full one is synced first, so a
+    /// torn tail can only ever be in the last segment.
+    fn maybe_roll(&mut self) -> Result<(), StorageError> {
+        if self.file_len + (self.buf.len() as u64) < self.opts.segment_bytes {
+            return Ok(());
+        }
+        self.roll().map_err(|e| self.poison(e))
+    }
+
+    fn roll(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
+        let old = self.active();
+        old.file
+            .sync_data()
+            .map_err(|e| io_err(old.path.display(), e))?;
+        self.shared
+            .durable
+            .fetch_max(self.written_ticket, Ordering::AcqRel);
+        let seq = old.seq + 1;
+        let seg = self.create_segment(seq)?;
+        self.file_len = seg.1;
+        self.segments.push(seg.0);
+        Ok(())
+    }
+
+    /// Create segment `seq` holding its header, the current snapshot marker and hard state,
+    /// durably (temp file, fsync, rename, fsync of the directory). Returns it and its size.
+    pub(crate) fn create_segment(&self, seq: u64) -> Result<(Segment<F>, u64), StorageError> {
+        let wal = wal_dir(&self.dir);
+        let path = wal.join(segment_name(seq));
+        let mut bytes = codec::encode_segment_header(seq, &self.identity);
+        codec::encode_record(
+            &Record::Snapshot {
+                last: self.snapshot_last,
+                keep_suffix: true,
+            },
+            &mut bytes,
+        );
+        codec::encode_record(&Record::HardState(self.hard_state), &mut bytes);
+        write_atomic(&self.fs, &path, &bytes)?;
+        let file = self.fs.open(&path).map_err(|e| io_err(path.display(), e))?;
+        Ok((
+            Segment {
+                seq,
+                path,
+                file: Arc::new(file),
+                max_index: LogIndex(0),
+            },
+            bytes.len() as u64,
+        ))
+    }
+
+    fn invalidate_recovered(&mut self) {
+        if let Ok(mut r) = self.recovered.lock() {
+            *r = None;
+        }
+    }
+
+    /// Remove snapshot files and segments that a durable snapshot made obsolete.
+    fn collect_garbage(&mut self) {
+        let durable = self.durable_ticket();
+        let mut newest = None;
+        while self.pending_gc.front().is_some_and(|(t, _)| *t <= durable) {
+            newest = self.pending_gc.pop_front().map(|(_, id)| id);
+        }
+        let Some(snap) = newest else { return };
+        if let Err(e) = self.remove_obsolete(snap) {
+            // Leftovers are harmless: recovery ignores and removes them.
+            tracing::warn!(dir = %self.dir.display(), error = %e, "removing obsolete WAL files failed");
+        }
+    }
+
+    fn remove_obsolete(&mut self, snap: EntryId) -> Result<(), StorageError> {
+        let sdir = snap_dir(&self.dir);
+        let keep = snapshot_name(snap);
+        let names = self
+            .fs
+            .list_dir(&sdir)
+            .map_err(|e| io_err(sdir.display(), e))?;
+        let mut removed = false;
+        for name in names {
+            let obsolete = parse_snapshot_name(&name).is_some_and(|id| id.index <= snap.index);
+            if obsolete && name != keep {
+                let p = sdir.join(&name);
+                self.fs
+                    .remove_file(&p)
+                    .map_err(|e| io_err(p.display(), e))?;
+                removed = true;
+            }
+        }
+        if removed {
+            self.fs
+                .sync_dir(&sdir)
+                .map_err(|e| io_err(sdir.display(), e))?;
+        }
+        let mut n = 0;
+        while n + 1 < self.segments.len() && self.segments[n].max_index <= snap.index {
+            n += 1;
+        }
+        if n > 0 {
+            let wal = wal_dir(&self.dir);
+            for seg in self.segments.drain(..n) {
+                self.fs
+                    .remove_file(&seg.path)
+                    .map_err(|e| io_err(seg.path.display(), e))?;
+            }
+            self.fs
+                .sync_dir(&wal)
+                .map_err(|e| io_err(wal.display(), e))?;
+        }
+        Ok(())
+    }
+
+    fn read_entry(&self, loc: &Loc) -> Result<Entry, StorageError> {
+        let active = self.active();
+        let mut bytes = vec![0u8; loc.len as usize];
+        let path = if loc.seg == active.seq && loc.offset >= self.file_len {
+            let at = (loc.offset - self.file_len) as usize;
+            bytes.copy_from_slice(&self.buf[at..at + loc.len as usize]);
+            &active.path
+        } else {
+            let i = self
+                .segments
+                .binary_search_by_key(&loc.seg, |s| s.seq)
+                .map_err(|_| StorageError::Corrupt {
+                    what: format!("segment {} of a live entry is gone", loc.seg),
+                })?;
+            let seg = &self.segments[i];
+            seg.file
+                .read_exact_at(&mut bytes, loc.offset)
+                .map_err(|e| io_err(seg.path.display(), e))?;
+            &seg.path
+        };
+        match codec::decode_record(&bytes) {
+            Ok((Record::Entry(e), _)) => Ok(e),
+            Ok(_) => Err(StorageError::CorruptFile {
+                file: path.clone(),
+                offset: loc.offset,
+                reason: "expected an entry record".into(),
+            }),
+            Err(e) => Err(StorageError::CorruptFile {
+                file: path.clone(),
+                offset: loc.offset,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    fn check_append(&self, entries: &[Entry]) -> Result<(), StorageError> {
+        let head = &entries[0];
+        if head.index <= self.snapshot_last.index {
+            return Err(StorageError::Compacted {
+                first: head.index,
+                snapshot: self.snapshot_last.index,
+            });
+        }
+        let last = LogStore::last_index(self);
+        if head.index > last.next() {
+            return Err(StorageError::Gap {
+                first: head.index,
+                last,
+            });
+        }
+        for w in entries.windows(2) {
+            if w[1].index != w[0].index.next() {
+                return Err(StorageError::NotContiguous { at: w[1].index });
+            }
+        }
+        for e in entries {
+            let bytes = codec::entry_payload_bytes(e);
+            if bytes > RECORD_PAYLOAD_MAX {
+                return Err(StorageError::TooLarge {
+                    index: e.index,
+                    bytes,
+                    max: RECORD_PAYLOAD_MAX,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn truncate_locs(&mut self, from: LogIndex) {
+        let keep = (from.0 - self.snapshot_last.index.0 - 1) as usize;
+        while self.locs.len() > keep {
+            let l = self.locs.pop_back().expect("len > keep");
+            self.entry_bytes -= l.len as usize;
+        }
+    }
+}
+
+impl<F: Fs> LogStore for DiskStore<F> {
+    fn initial_state(&self) -> Result<InitialState, StorageError> {
+        let cached = self.recovered.lock().ok().and_then(|mut r| r.take());
+        let entries = match cached {
+            Some(e) => e,
+            None => self.entries(
+                LogStore::first_index(self),
+                LogStore::last_index(self).next(),
+            )?,
+        };
+        Ok(InitialState {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.clone(),
+            entries,
+            config: self.identity.bootstrap.clone(),
+        })
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.check_usable()?;
+        self.check_append(entries)?;
+        self.invalidate_recovered();
+        self.maybe_roll()?;
+        self.truncate_locs(entries[0].index);
+        let seg = self.active().seq;
+        for e in entries {
+            let offset = self.push_record(&Record::Entry(e.clone()))?;
+            let len = (codec::RECORD_HEADER_BYTES + codec::entry_payload_bytes(e)) as u32;
+            self.locs.push_back(Loc {
+                term: e.term,
+                seg,
+                offset,
+                len,
+            });
+            self.entry_bytes += len as usize;
+        }
+        let last = entries.last().expect("non-empty").index;
+        let active = self.segments.last_mut().expect("a segment");
+        active.max_index = active.max_index.max(last);
+        Ok(())
+    }
+
+    fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        self.check_usable()?;
+        self.maybe_roll()?;
+        self.push_record(&Record::HardState(hard_state))?;
+        self.hard_state = hard_state;
+        Ok(())
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.check_usable()?;
+        let last = snapshot.meta.last;
+        if last.index < self.snapshot_last.index {
+            return Err(StorageError::StaleSnapshot {
+                index: last.index,
+                stored: self.snapshot_last.index,
+            });
+        }
+        self.invalidate_recovered();
+        let path = snap_dir(&self.dir).join(snapshot_name(last));
+        let bytes = codec::encode_snapshot(self.identity.cluster_id, snapshot);
+        write_atomic(&self.fs, &path, &bytes).map_err(|e| self.poison(e))?;
+        self.maybe_roll()?;
+        let keep_suffix = LogStore::term(self, last.index) == Some(last.term);
+        self.push_record(&Record::Snapshot { last, keep_suffix })?;
+        if keep_suffix {
+            let drop = (last.index.0 - self.snapshot_last.index.0) as usize;
+            for l in self.locs.drain(..drop.min(self.locs.len())) {
+                self.entry_bytes -= l.len as usize;
+            }
+        } else {
+            self.locs.clear();
+            self.entry_bytes = 0;
+        }
+        self.snapshot_last = last;
+        self.snapshot = Some(snapshot.clone());
+        self.snapshot_file_bytes = bytes.len();
+        self.pending_gc.push_back((self.written_ticket + 1, last));
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_usable()?;
+        self.flush()?;
+        let seg = self.active();
+        let res = seg
+            .file
+            .sync_data()
+            .map_err(|e| io_err(seg.path.display(), e));
+        if let Err(e) = res {
+            self.shared.failed.store(true, Ordering::Release);
+            return Err(self.poison(e));
+        }
+        self.shared
+            .durable
+            .fetch_max(self.written_ticket, Ordering::AcqRel);
+        self.collect_garbage();
+        Ok(())
+    }
+
+    fn first_index(&self) -> LogIndex {
+        self.snapshot_last.index.next()
+    }
+
+    fn last_index(&self) -> LogIndex {
+        LogIndex(self.snapshot_last.index.0 + self.locs.len() as u64)
+    }
+
+    fn term(&self, index: LogIndex) -> Option<Term> {
+        if index == self.snapshot_last.index {
+            return Some(self.snapshot_last.term);
+        }
+        if index < self.snapshot_last.index {
+            return None;
+        }
+        let i = (index.0 - self.snapshot_last.index.0 - 1) as usize;
+        self.locs.get(i).map(|l| l.term)
+    }
+
+    fn entries(&self, lo: LogIndex, hi: LogIndex) -> Result<Vec<Entry>, StorageError> {
+        check_range(
+            lo,
+            hi,
+            LogStore::first_index(self),
+            LogStore::last_index(self),
+        )?;
+        let base = self.snapshot_last.index.0 + 1;
+        (lo.0..hi.0)
+            .map(|i| self.read_entry(&self.locs[(i - base) as usize]))
+            .collect()
+    }
+
+    fn log_bytes(&self) -> usize {
+        crate::mem::HARD_STATE_BYTES + self.entry_bytes
+    }
+
+    fn snapshot_bytes(&self) -> usize {
+        self.snapshot_file_bytes
+    }
+}
