@@ -70,7 +70,7 @@ struct InFlight {
     buf: Vec<u8>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct State {
     inodes: HashMap<u64, Inode>,
     next_ino: u64,
@@ -231,6 +231,14 @@ impl FaultFs {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().expect("FaultFs lock poisoned")
+    }
+
+    /// An independent copy of this disk as it is now (to try several crash outcomes of the
+    /// same moment).
+    pub fn fork(&self) -> FaultFs {
+        FaultFs {
+            state: Arc::new(Mutex::new(self.lock().clone())),
+        }
     }
 
     /// Mutating operations so far (writes, syncs, creations, renames, removals, truncations).
