@@ -16,7 +16,8 @@ use raft::{
     CompactError, Config, EntryId, HardState, LogIndex, Message, ProposeError, Raft, ReadError,
     Ready, TransferError,
 };
-use storage::{LogStore, StorageError};
+use std::collections::VecDeque;
+use storage::{LogStore, StorageError, SyncState, SyncTicket};
 use thiserror::Error;
 
 /// When the node snapshots its state machine and compacts its log.
@@ -67,6 +68,17 @@ pub struct Replica<S: LogStore, M: StateMachine> {
     /// The hard state as last written to the store.
     written_hard_state: HardState,
     waiters: Waiters,
+    /// Written batches awaiting their sync, oldest first (tickets increase).
+    unsynced: VecDeque<Unsynced>,
+}
+
+/// A batch written to the store whose sync is still running.
+struct Unsynced {
+    ticket: SyncTicket,
+    /// Messages that may go only once the batch is durable.
+    messages: Vec<Message>,
+    /// The batch's last written entry or snapshot, reported to the core when durable.
+    written: Option<EntryId>,
 }
 
 impl<S: LogStore, M: StateMachine> Replica<S, M> {
@@ -102,6 +114,7 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
             snapshot_index,
             written_hard_state,
             waiters: Waiters::default(),
+            unsynced: VecDeque::new(),
         })
     }
 
@@ -140,6 +153,12 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
 
     /// Do everything the core asks, batch after batch, until it has nothing more; returns
     /// the answers for waiting clients.
+    ///
+    /// With a store that syncs in the background ([`LogStore::begin_sync`] returns
+    /// `Pending`), a batch's writes are handed to the store and the loop goes on — the
+    /// leader keeps replicating and applying while its own sync runs. Messages that may go
+    /// only after persisting wait, with the batch's last written entry, until the store
+    /// reports the ticket to [`Replica::on_synced`].
     pub fn handle_ready(
         &mut self,
         transport: &mut impl Transport,
@@ -151,21 +170,80 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
                 transport.send(msg);
             }
             self.persist(&rd)?;
-            for msg in std::mem::take(&mut rd.persisted_messages) {
-                transport.send(msg);
+            let sync = if rd.must_sync {
+                self.store.begin_sync()?
+            } else {
+                SyncState::Durable
+            };
+            let written = rd.last_written();
+            let held = std::mem::take(&mut rd.persisted_messages);
+            match (sync, self.unsynced.back_mut()) {
+                (SyncState::Pending(ticket), _) => self.unsynced.push_back(Unsynced {
+                    ticket,
+                    messages: held,
+                    written,
+                }),
+                // Nothing new to sync, but earlier writes still are: these messages may
+                // promise them, so they wait for the same ticket.
+                (SyncState::Durable, Some(last)) if !rd.must_sync => {
+                    last.messages.extend(held);
+                    debug_assert!(
+                        written.is_none(),
+                        "a batch without must_sync writes no entries"
+                    );
+                }
+                (SyncState::Durable, _) => {
+                    // Durable now, and so is everything before it (syncs are ordered).
+                    self.release_unsynced(u64::MAX, transport);
+                    for msg in held {
+                        transport.send(msg);
+                    }
+                }
             }
             self.apply(&rd, &mut done);
-            self.raft.advance(rd);
+            if matches!(sync, SyncState::Pending(_)) {
+                self.raft.advance_written(rd);
+            } else {
+                self.raft.advance(rd);
+            }
             self.check_indexes();
             self.maybe_compact()?;
         }
         Ok(done)
     }
 
+    /// The store reports every write up to `ticket` durable: send the messages that waited
+    /// for it, let the core count the entries as persisted, and handle what that unblocks.
+    pub fn on_synced(
+        &mut self,
+        ticket: SyncTicket,
+        transport: &mut impl Transport,
+    ) -> Result<Vec<Completion>, ReplicaError> {
+        self.release_unsynced(ticket, transport);
+        self.handle_ready(transport)
+    }
+
+    /// Batches written but not yet known durable.
+    pub fn unsynced_batches(&self) -> usize {
+        self.unsynced.len()
+    }
+
+    fn release_unsynced(&mut self, ticket: SyncTicket, transport: &mut impl Transport) {
+        while self.unsynced.front().is_some_and(|u| u.ticket <= ticket) {
+            let u = self.unsynced.pop_front().expect("non-empty");
+            for msg in u.messages {
+                transport.send(msg);
+            }
+            if let Some(id) = u.written {
+                self.raft.on_persisted(id);
+            }
+        }
+    }
+
     /// Step 1: persist the batch so that every prefix of its writes is a valid state (a
     /// write-ahead log may lose its tail): a new term/vote first (with the old commit), then
-    /// the snapshot, then the entries, then the hard state whose commit may point into them;
-    /// then sync if the core asks.
+    /// the snapshot, then the entries, then the hard state whose commit may point into them.
+    /// The caller syncs.
     fn persist(&mut self, rd: &Ready) -> Result<(), ReplicaError> {
         if let Some(hs) = rd.hard_state {
             let written = self.written_hard_state;
@@ -187,9 +265,6 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
                 self.store.set_hard_state(hs)?;
                 self.written_hard_state = hs;
             }
-        }
-        if rd.must_sync {
-            self.store.sync()?;
         }
         Ok(())
     }

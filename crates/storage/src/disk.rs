@@ -19,7 +19,7 @@
 
 use crate::codec::{self, Identity, Record, RECORD_PAYLOAD_MAX};
 use crate::fs::{Fs, FsFile};
-use crate::log_store::{check_range, LogStore, StorageError};
+use crate::log_store::{check_range, LogStore, StorageError, SyncState};
 use crate::syncer::{SyncListener, SyncShared, SyncTicket, Syncer};
 use raft::{Entry, EntryId, HardState, InitialState, LogIndex, Snapshot, Term};
 use std::collections::VecDeque;
@@ -202,7 +202,8 @@ impl<F: Fs> DiskStore<F> {
     }
 
     /// Hand every buffered record to the file and queue a sync covering them; returns the
-    /// ticket the sync thread will report. Without group commit, syncs now.
+    /// ticket the sync thread will report to the listener. Without group commit this syncs
+    /// now (the ticket is then already durable).
     pub fn start_sync(&mut self) -> Result<SyncTicket, StorageError> {
         self.check_usable()?;
         self.flush()?;
@@ -585,6 +586,15 @@ impl<F: Fs> LogStore for DiskStore<F> {
             .fetch_max(self.written_ticket, Ordering::AcqRel);
         self.collect_garbage();
         Ok(())
+    }
+
+    fn begin_sync(&mut self) -> Result<SyncState, StorageError> {
+        let ticket = self.start_sync()?;
+        if self.durable_ticket() >= ticket {
+            Ok(SyncState::Durable)
+        } else {
+            Ok(SyncState::Pending(ticket))
+        }
     }
 
     fn first_index(&self) -> LogIndex {

@@ -29,6 +29,6 @@ pub use codec::Identity;
 pub use disk::{DiskOptions, DiskStore, RecoveryReport};
 pub use fault_fs::{FaultFs, Restart};
 pub use fs::{Fs, FsFile, StdFs};
-pub use log_store::{LogStore, StorageError};
+pub use log_store::{LogStore, StorageError, SyncState};
 pub use mem::MemStore;
 pub use syncer::{SyncDone, SyncListener, SyncTicket};

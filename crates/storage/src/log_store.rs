@@ -70,6 +70,15 @@ pub enum StorageError {
     Io(String),
 }
 
+/// What [`LogStore::begin_sync`] achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncState {
+    /// Every write so far is durable.
+    Durable,
+    /// A sync covering every write so far is under way; the store will report this ticket.
+    Pending(crate::syncer::SyncTicket),
+}
+
 /// Durable Raft state: hard state, log entries and the latest snapshot.
 ///
 /// Writes may be buffered; only [`LogStore::sync`] promises they survive a crash. Writes are
@@ -92,6 +101,14 @@ pub trait LogStore {
 
     /// Make every write so far durable.
     fn sync(&mut self) -> Result<(), StorageError>;
+
+    /// Begin making every write so far durable. A store with a background sync thread
+    /// returns [`SyncState::Pending`] at once and later reports the ticket through its own
+    /// channel; the default syncs before returning.
+    fn begin_sync(&mut self) -> Result<SyncState, StorageError> {
+        self.sync()?;
+        Ok(SyncState::Durable)
+    }
 
     /// Index of the first entry after the snapshot (snapshot index + 1).
     fn first_index(&self) -> LogIndex;
