@@ -10,7 +10,7 @@
 //! operation succeed after the power went out.
 
 use crate::fs::{Fs, FsFile};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,7 +72,7 @@ struct InFlight {
 
 #[derive(Clone, Debug, Default)]
 struct State {
-    inodes: HashMap<u64, Inode>,
+    inodes: BTreeMap<u64, Inode>,
     next_ino: u64,
     dirs: BTreeMap<PathBuf, Dir>,
     ops: u64,
@@ -200,7 +200,7 @@ impl State {
             }
             dir.live = dir.durable.clone();
         }
-        let reachable: std::collections::HashSet<u64> = self
+        let reachable: BTreeSet<u64> = self
             .dirs
             .values()
             .flat_map(|d| d.live.values().copied())
