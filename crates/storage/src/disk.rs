@@ -19,7 +19,7 @@
 
 use crate::codec::{self, Identity, Record, RECORD_PAYLOAD_MAX};
 use crate::fs::{Fs, FsFile};
-use crate::log_store::{check_range, LogStore, StorageError, SyncState};
+use crate::log_store::{check_append, check_range, LogStore, StorageError, SyncState};
 use crate::syncer::{SyncListener, SyncShared, SyncTicket, Syncer};
 use raft::{Entry, EntryId, HardState, InitialState, LogIndex, Snapshot, Term};
 use std::collections::VecDeque;
@@ -443,25 +443,11 @@ impl<F: Fs> DiskStore<F> {
     }
 
     fn check_append(&self, entries: &[Entry]) -> Result<(), StorageError> {
-        let head = &entries[0];
-        if head.index <= self.snapshot_last.index {
-            return Err(StorageError::Compacted {
-                first: head.index,
-                snapshot: self.snapshot_last.index,
-            });
-        }
-        let last = LogStore::last_index(self);
-        if head.index > last.next() {
-            return Err(StorageError::Gap {
-                first: head.index,
-                last,
-            });
-        }
-        for w in entries.windows(2) {
-            if w[1].index != w[0].index.next() {
-                return Err(StorageError::NotContiguous { at: w[1].index });
-            }
-        }
+        check_append(
+            entries,
+            self.snapshot_last.index,
+            LogStore::last_index(self),
+        )?;
         for e in entries {
             let bytes = codec::entry_payload_bytes(e);
             if bytes > RECORD_PAYLOAD_MAX {

@@ -147,3 +147,33 @@ pub(crate) fn check_range(
     }
     Ok(())
 }
+
+/// The check every [`LogStore::append`] makes: `entries` are contiguous, start above the
+/// snapshot at `snapshot` and at most one past `last`.
+pub(crate) fn check_append(
+    entries: &[Entry],
+    snapshot: LogIndex,
+    last: LogIndex,
+) -> Result<(), StorageError> {
+    let Some(head) = entries.first() else {
+        return Ok(());
+    };
+    if head.index <= snapshot {
+        return Err(StorageError::Compacted {
+            first: head.index,
+            snapshot,
+        });
+    }
+    if head.index > last.next() {
+        return Err(StorageError::Gap {
+            first: head.index,
+            last,
+        });
+    }
+    for pair in entries.windows(2) {
+        if pair[1].index != pair[0].index.next() {
+            return Err(StorageError::NotContiguous { at: pair[1].index });
+        }
+    }
+    Ok(())
+}

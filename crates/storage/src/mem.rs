@@ -69,29 +69,7 @@ impl DiskState {
     }
 
     fn check_append(&self, entries: &[Entry]) -> Result<(), StorageError> {
-        let Some(head) = entries.first() else {
-            return Ok(());
-        };
-        let snapshot = self.snapshot_id().index;
-        if head.index <= snapshot {
-            return Err(StorageError::Compacted {
-                first: head.index,
-                snapshot,
-            });
-        }
-        let last = self.last_index();
-        if head.index > last.next() {
-            return Err(StorageError::Gap {
-                first: head.index,
-                last,
-            });
-        }
-        for pair in entries.windows(2) {
-            if pair[1].index != pair[0].index.next() {
-                return Err(StorageError::NotContiguous { at: pair[1].index });
-            }
-        }
-        Ok(())
+        crate::log_store::check_append(entries, self.snapshot_id().index, self.last_index())
     }
 
     /// Apply a write already validated by `check_*`.
