@@ -14,7 +14,7 @@ for pure in raft; do
     done
   done
 done
-for det in raft storage replica sim; do
+for det in raft storage replica sim kv; do
   for d in $(deps_of "$det"); do
     case "$d" in
       tokio|mio|async-std|smol|socket2) echo "dependency rule: $det must not depend on $d"; fail=1 ;;

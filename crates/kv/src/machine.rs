@@ -1,0 +1,294 @@
+//! [`KvStateMachine`]: the [`Store`] plus [`Sessions`] behind `replica`'s [`StateMachine`].
+//!
+//! Owns: turning a committed entry into a reply (decode → session admission → execute →
+//! encode), the applied index, and the snapshot format:
+//!
+//! ```text
+//! "RKVS" | format u8 (=1) | applied_index varint | revision zigzag
+//!        | key count varint | key*  (key, value, create, mod, version, lease)
+//!        | session count varint | session* (client_id, last_seq, last_index, reply)
+//!        | crc32c u32 LE of everything before it
+//! ```
+//!
+//! Keys come in key order and sessions in client-id order, so two machines that applied the
+//! same entries produce byte-identical snapshots.
+//! Must never: panic on entry bytes (an undecodable entry gets an encoded
+//! [`KvError::Decode`] reply, the same on every node); panic on a snapshot except in
+//! [`StateMachine::restore`], which has no other way to refuse one ([`KvStateMachine::try_restore`]
+//! is the refusing variant); change state on a refused restore.
+
+use crate::codec::{self, Reader, Writer};
+use crate::command::{encode_result, Command};
+use crate::error::DecodeError;
+use crate::session::{Admission, Session, Sessions};
+use crate::store::{kv_is_valid, Store, INITIAL_REVISION};
+use crate::types::{RangeRequest, RangeResponse};
+use crate::KvError;
+use bytes::Bytes;
+use raft::{Entry, EntryKind, LogIndex};
+use replica::StateMachine;
+use std::collections::BTreeMap;
+
+/// First bytes of every snapshot.
+pub const SNAPSHOT_MAGIC: [u8; 4] = *b"RKVS";
+/// Format version of the snapshot layout.
+pub const SNAPSHOT_FORMAT: u8 = 1;
+/// Default bound on the session table.
+pub const SESSIONS_MAX_DEFAULT: usize = 10_000;
+
+/// Settings of the state machine. Must be identical on every node: they decide results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvConfig {
+    /// Most client sessions kept; beyond it the least recently used is evicted.
+    pub sessions_max: usize,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            sessions_max: SESSIONS_MAX_DEFAULT,
+        }
+    }
+}
+
+/// The replicated key/value state machine of one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvStateMachine {
+    store: Store,
+    sessions: Sessions,
+    applied_index: LogIndex,
+}
+
+impl Default for KvStateMachine {
+    fn default() -> Self {
+        KvStateMachine::new(KvConfig::default())
+    }
+}
+
+impl KvStateMachine {
+    /// An empty machine: no keys, revision 1, nothing applied.
+    pub fn new(config: KvConfig) -> Self {
+        KvStateMachine {
+            store: Store::new(),
+            sessions: Sessions::new(config.sessions_max),
+            applied_index: LogIndex(0),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Last log index applied (or restored from a snapshot).
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied_index
+    }
+
+    /// Current store revision.
+    pub fn revision(&self) -> i64 {
+        self.store.revision()
+    }
+
+    /// A read served from the local state (after ReadIndex, or `serializable`).
+    pub fn read(&self, req: &RangeRequest) -> Result<RangeResponse, KvError> {
+        self.store.range(req)
+    }
+
+    /// Apply the encoded command at `index` and return its encoded [`crate::CommandResult`].
+    pub fn apply_bytes(&mut self, index: LogIndex, data: &[u8]) -> Bytes {
+        self.advance(index);
+        match Command::decode(data) {
+            Ok(cmd) => self.execute(index, &cmd),
+            Err(e) => encode_result(&Err(KvError::Decode(e))),
+        }
+    }
+
+    /// Apply `cmd` as the entry at `index` and return its encoded [`crate::CommandResult`].
+    pub fn apply_command(&mut self, index: LogIndex, cmd: &Command) -> Bytes {
+        self.advance(index);
+        self.execute(index, cmd)
+    }
+
+    fn advance(&mut self, index: LogIndex) {
+        assert!(
+            index > self.applied_index,
+            "entry {index:?} applied after {:?}: entries apply once, in order",
+            self.applied_index
+        );
+        self.applied_index = index;
+    }
+
+    fn execute(&mut self, index: LogIndex, cmd: &Command) -> Bytes {
+        let session = match (cmd.session, &cmd.request) {
+            (Some(s), req) if req.is_write() => s,
+            _ => return encode_result(&self.store.execute(&cmd.request)),
+        };
+        let (client_id, seq) = (session.client_id, session.seq);
+        match self.sessions.admit(client_id, seq, index) {
+            Admission::Apply => {
+                let reply = encode_result(&self.store.execute(&cmd.request));
+                self.sessions.record(client_id, seq, index, reply.clone());
+                reply
+            }
+            Admission::Duplicate(reply) => reply,
+            Admission::Stale { last_seq } => encode_result(&Err(KvError::StaleSequence {
+                client_id,
+                seq,
+                last_seq,
+            })),
+            Admission::Expired => encode_result(&Err(KvError::SessionExpired { client_id, seq })),
+            Admission::Invalid => encode_result(&Err(KvError::InvalidSequence { client_id })),
+        }
+    }
+
+    /// The whole state as snapshot bytes.
+    pub fn encode_snapshot(&self) -> Bytes {
+        let mut w = Writer::new();
+        w.raw(&SNAPSHOT_MAGIC);
+        w.u8(SNAPSHOT_FORMAT);
+        w.varint(self.applied_index.0);
+        w.zigzag(self.store.revision());
+        w.len(self.store.len());
+        self.store.iter().for_each(|kv| codec::put_kv(&mut w, kv));
+        w.len(self.sessions.len());
+        for (client_id, s) in self.sessions.iter() {
+            w.varint(client_id);
+            w.varint(s.last_seq);
+            w.varint(s.last_index.0);
+            w.bytes(&s.reply);
+        }
+        let crc = crc32c::crc32c(w.as_slice());
+        w.u32_le(crc);
+        w.finish()
+    }
+
+    /// Replace the whole state with a snapshot's, or refuse it and change nothing.
+    pub fn try_restore(&mut self, data: &[u8]) -> Result<(), KvError> {
+        let body = check_envelope(data)?;
+        let mut r = Reader::new(body);
+        r.raw(SNAPSHOT_MAGIC.len() + 1)?;
+        let applied_index = LogIndex(r.varint()?);
+        let revision = r.zigzag()?;
+        if revision < INITIAL_REVISION {
+            return Err(DecodeError::Invalid { offset: r.offset() }.into());
+        }
+        let kvs = read_keys(&mut r, revision)?;
+        let mut sessions = Sessions::new(self.sessions.sessions_max());
+        read_sessions(&mut r, applied_index, &mut sessions)?;
+        r.finish()?;
+        sessions.enforce_bound();
+        self.store = Store::from_parts(kvs, revision);
+        self.sessions = sessions;
+        self.applied_index = applied_index;
+        Ok(())
+    }
+}
+
+/// Check magic, checksum and version; return the bytes before the checksum.
+fn check_envelope(data: &[u8]) -> Result<&[u8], DecodeError> {
+    let header = SNAPSHOT_MAGIC.len() + 1;
+    if data.len() < header + 4 {
+        return Err(DecodeError::Truncated {
+            offset: data.len() as u64,
+        });
+    }
+    if data[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
+        return Err(DecodeError::Magic);
+    }
+    let (body, trailer) = data.split_at(data.len() - 4);
+    let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let computed = crc32c::crc32c(body);
+    if stored != computed {
+        return Err(DecodeError::Checksum { stored, computed });
+    }
+    let found = body[SNAPSHOT_MAGIC.len()];
+    if found != SNAPSHOT_FORMAT {
+        return Err(DecodeError::Version { found });
+    }
+    Ok(body)
+}
+
+/// Keys, which must come in strictly increasing order and be valid at `revision`.
+fn read_keys(
+    r: &mut Reader<'_>,
+    revision: i64,
+) -> Result<BTreeMap<Bytes, crate::KeyValue>, DecodeError> {
+    let n = r.count()?;
+    let mut kvs = BTreeMap::new();
+    let mut last: Option<Bytes> = None;
+    for _ in 0..n {
+        let offset = r.offset();
+        let kv = codec::get_kv(r)?;
+        let ordered = !matches!(&last, Some(l) if *l >= kv.key);
+        if !ordered || !kv_is_valid(&kv, revision) {
+            return Err(DecodeError::Invalid { offset });
+        }
+        last = Some(kv.key.clone());
+        kvs.insert(kv.key.clone(), kv);
+    }
+    Ok(kvs)
+}
+
+/// Sessions, in strictly increasing client order, none applied after `applied_index`.
+fn read_sessions(
+    r: &mut Reader<'_>,
+    applied_index: LogIndex,
+    sessions: &mut Sessions,
+) -> Result<(), DecodeError> {
+    let n = r.count()?;
+    let mut last: Option<u64> = None;
+    for _ in 0..n {
+        let offset = r.offset();
+        let client_id = r.varint()?;
+        let s = Session {
+            last_seq: r.varint()?,
+            last_index: LogIndex(r.varint()?),
+            reply: r.bytes()?,
+        };
+        let valid = !matches!(last, Some(l) if l >= client_id)
+            && s.last_seq >= 1
+            && s.last_index > LogIndex(0)
+            && s.last_index <= applied_index
+            && crate::command::decode_result(&s.reply).is_ok()
+            && sessions.insert_restored(client_id, s);
+        if !valid {
+            return Err(DecodeError::Invalid { offset });
+        }
+        last = Some(client_id);
+    }
+    Ok(())
+}
+
+impl StateMachine for KvStateMachine {
+    fn apply(&mut self, index: LogIndex, data: &[u8]) -> Bytes {
+        self.apply_bytes(index, data)
+    }
+
+    /// Every entry advances the applied index; only normal entries carry commands.
+    fn apply_entry(&mut self, entry: &Entry) -> Bytes {
+        match entry.kind {
+            EntryKind::Normal => self.apply_bytes(entry.index, &entry.data),
+            EntryKind::Noop | EntryKind::Config => {
+                self.advance(entry.index);
+                Bytes::new()
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Bytes {
+        self.encode_snapshot()
+    }
+
+    fn restore(&mut self, data: &[u8]) {
+        if let Err(e) = self.try_restore(data) {
+            panic!("refusing a corrupt kv snapshot ({} bytes): {e}", data.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
