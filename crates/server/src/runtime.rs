@@ -1,0 +1,514 @@
+//! The node runtime: one driver loop per node that owns the [`Replica`] (consensus core, WAL,
+//! state machine) and turns timer ticks, peer messages, client requests and WAL sync reports
+//! into `Ready` handling — persist → send → apply → advance — and client answers.
+//!
+//! The driver runs on a thread of its own (a current-thread tokio runtime), so the WAL's
+//! buffered writes never stall the network tasks; syncs run on the WAL's sync thread and come
+//! back as events, so the loop never waits on the disk.
+//!
+//! Owns: the node's request queue, the map from tokens to waiting clients, the published
+//! [`NodeStatus`]. Must never: answer a proposal before its entry applied, answer a
+//! linearizable read before the read index applied, or keep running after a storage error
+//! (the WAL may have lost data it was asked to keep: the node stops).
+
+use crate::transport::{self, PeerSender, TransportConfig, TransportStats};
+use bytes::Bytes;
+use raft::{Config, Configuration, NodeId, ProposeError, Role};
+use replica::{Completion, ProposalError, Replica, SnapshotPolicy, StateMachine};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{DiskOptions, DiskStore, Identity, StdFs, StorageError, SyncDone};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub cluster_id: u64,
+    pub data_dir: PathBuf,
+    /// Peer address of every member (this node included), by id.
+    pub peers: HashMap<NodeId, String>,
+    /// Where this node accepts peer connections.
+    pub peer_listen: SocketAddr,
+    pub tick: Duration,
+    pub election_ticks: u32,
+    pub heartbeat_ticks: u32,
+    /// Snapshot the state machine and compact the log every this many applied entries.
+    pub snapshot_entries: u64,
+    pub frame_bytes_max: usize,
+    pub peer_queue_msgs_max: usize,
+    /// Client requests queued before new ones are refused.
+    pub request_queue_max: usize,
+}
+
+/// Why a node could not start or had to stop.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Replica(#[from] replica::ReplicaError),
+    #[error("peer listener on {addr}: {err}")]
+    Listen {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a proposal was not applied.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ProposeFailure {
+    #[error("not the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("leadership transfer in progress; retry")]
+    TransferInProgress,
+    #[error("too many uncommitted entries; retry later")]
+    Busy,
+    #[error("the proposal was overwritten by a new leader; retry")]
+    Lost,
+    #[error("the outcome is unknown (a snapshot replaced the log); retry with the same session")]
+    Unknown,
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+/// Why a linearizable read could not be confirmed.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ReadFailure {
+    #[error("no leader to confirm the read")]
+    NoLeader,
+    #[error("leadership changed while confirming the read; retry")]
+    Failed,
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+/// A snapshot of a node's state, published after every loop turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub commit: u64,
+    pub applied: u64,
+    pub last_index: u64,
+    pub snapshot_index: u64,
+}
+
+type ReadFn<M> = Box<dyn FnOnce(Result<&M, ReadFailure>) + Send>;
+type LocalFn<M> = Box<dyn FnOnce(&M, &NodeStatus) + Send>;
+
+enum Request<M> {
+    Propose {
+        data: Bytes,
+        reply: oneshot::Sender<Result<Bytes, ProposeFailure>>,
+    },
+    Read(ReadFn<M>),
+    Local(LocalFn<M>),
+    TransferLeader {
+        to: NodeId,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// A cheap, cloneable handle to a running node.
+pub struct NodeHandle<M> {
+    tx: mpsc::Sender<Request<M>>,
+    status: watch::Receiver<NodeStatus>,
+}
+
+impl<M> Clone for NodeHandle<M> {
+    fn clone(&self) -> Self {
+        NodeHandle {
+            tx: self.tx.clone(),
+            status: self.status.clone(),
+        }
+    }
+}
+
+impl<M: StateMachine + Send + 'static> NodeHandle<M> {
+    /// Propose a command; resolves with the state machine's result once it applied.
+    pub async fn propose(&self, data: Bytes) -> Result<Bytes, ProposeFailure> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Request::Propose { data, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => ProposeFailure::Busy,
+                mpsc::error::TrySendError::Closed(_) => ProposeFailure::Stopped,
+            })?;
+        rx.await.unwrap_or(Err(ProposeFailure::Stopped))
+    }
+
+    /// Run `f` on the state machine once a linearizable read is confirmed (ReadIndex).
+    pub async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&M) -> R + Send + 'static,
+    ) -> Result<R, ReadFailure> {
+        let (tx, rx) = oneshot::channel();
+        let serve: ReadFn<M> = Box::new(move |sm| {
+            let _ = tx.send(sm.map(f));
+        });
+        self.tx
+            .try_send(Request::Read(serve))
+            .map_err(|_| ReadFailure::Stopped)?;
+        rx.await.unwrap_or(Err(ReadFailure::Stopped))
+    }
+
+    /// Run `f` on the local state machine now (serializable: may be stale).
+    pub async fn local<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&M, &NodeStatus) -> R + Send + 'static,
+    ) -> Result<R, ReadFailure> {
+        let (tx, rx) = oneshot::channel();
+        let serve: LocalFn<M> = Box::new(move |sm, st| {
+            let _ = tx.send(f(sm, st));
+        });
+        self.tx
+            .try_send(Request::Local(serve))
+            .map_err(|_| ReadFailure::Stopped)?;
+        rx.await.map_err(|_| ReadFailure::Stopped)
+    }
+
+    /// Ask the leader to hand leadership to `to`.
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Request::TransferLeader { to, reply })
+            .map_err(|_| "node busy or stopped".to_string())?;
+        rx.await.unwrap_or_else(|_| Err("node stopped".into()))
+    }
+
+    /// The latest published status.
+    pub fn status(&self) -> NodeStatus {
+        *self.status.borrow()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn watch_status(&self) -> watch::Receiver<NodeStatus> {
+        self.status.clone()
+    }
+}
+
+/// A running node: its handle, its tasks, and how to stop it.
+pub struct Node<M> {
+    pub handle: NodeHandle<M>,
+    pub stats: Arc<TransportStats>,
+    pub peer_addr: SocketAddr,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    driver: Option<std::thread::JoinHandle<Result<(), NodeError>>>,
+}
+
+fn random_seed() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    h.finish()
+}
+
+impl<M: StateMachine + Send + 'static> Node<M> {
+    /// Open the data directory (recovering the WAL), bind the peer listener and start the
+    /// driver thread and the peer tasks. Must be called inside a tokio runtime.
+    pub async fn start(cfg: NodeConfig, sm: M) -> Result<Node<M>, NodeError> {
+        let voters = Configuration::new(cfg.peers.keys().copied());
+        let identity = Identity {
+            cluster_id: cfg.cluster_id,
+            node_id: cfg.id,
+            bootstrap: voters,
+        };
+        let mut store = DiskStore::open(StdFs, &cfg.data_dir, identity, DiskOptions::default())?;
+        let report = store.recovery_report().clone();
+        tracing::info!(
+            node = cfg.id.0,
+            dir = %cfg.data_dir.display(),
+            segments = report.segments,
+            entries = report.entries,
+            "WAL recovered"
+        );
+        let (sync_tx, sync_rx) = mpsc::unbounded_channel::<SyncDone>();
+        store.enable_group_commit(Box::new(move |d| {
+            let _ = sync_tx.send(d);
+        }))?;
+        let mut rc = Config::new(cfg.id);
+        rc.election_ticks = cfg.election_ticks;
+        rc.heartbeat_ticks = cfg.heartbeat_ticks;
+        rc.seed = random_seed();
+        let policy = if cfg.snapshot_entries == 0 {
+            SnapshotPolicy::never()
+        } else {
+            SnapshotPolicy::every(cfg.snapshot_entries)
+        };
+        let replica = Replica::new(rc, store, sm, policy)?;
+
+        let listener =
+            TcpListener::bind(cfg.peer_listen)
+                .await
+                .map_err(|err| NodeError::Listen {
+                    addr: cfg.peer_listen,
+                    err,
+                })?;
+        let peer_addr = listener.local_addr()?;
+        let tcfg = TransportConfig {
+            cluster_id: cfg.cluster_id,
+            id: cfg.id,
+            frame_bytes_max: cfg.frame_bytes_max,
+            queue_msgs_max: cfg.peer_queue_msgs_max,
+        };
+        let stats = Arc::new(TransportStats::default());
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (peer_tx, peer_rx) = mpsc::channel(cfg.peer_queue_msgs_max.max(1024));
+        tracker.spawn(transport::accept_loop(
+            listener,
+            tcfg.clone(),
+            peer_tx,
+            stats.clone(),
+            cancel.clone(),
+            tracker.clone(),
+        ));
+        let sender =
+            transport::start_senders(&tcfg, &cfg.peers, stats.clone(), cancel.clone(), &tracker);
+        let (req_tx, req_rx) = mpsc::channel(cfg.request_queue_max);
+        let (status_tx, status_rx) = watch::channel(status_of(&replica));
+        let driver = Driver {
+            replica,
+            sender,
+            status_tx,
+            tokens: 0,
+            proposals: HashMap::new(),
+            reads: HashMap::new(),
+        };
+        let tick = cfg.tick;
+        let dcancel = cancel.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("raftkv-node-{}", cfg.id.0))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let r = rt.block_on(driver.run(tick, req_rx, peer_rx, sync_rx, dcancel.clone()));
+                if let Err(e) = &r {
+                    tracing::error!(error = %e, "node stopped");
+                    dcancel.cancel();
+                }
+                r
+            })?;
+        Ok(Node {
+            handle: NodeHandle {
+                tx: req_tx,
+                status: status_rx,
+            },
+            stats,
+            peer_addr,
+            cancel,
+            tracker,
+            driver: Some(thread),
+        })
+    }
+
+    /// A token that is cancelled when the node stops (by request or by a fatal error).
+    pub fn stopped(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Stop every task and wait for them; returns the driver's outcome.
+    pub async fn stop(mut self) -> Result<(), NodeError> {
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        match self.driver.take() {
+            Some(t) => tokio::task::spawn_blocking(move || t.join())
+                .await
+                .map_err(|e| NodeError::Io(std::io::Error::other(e)))?
+                .unwrap_or_else(|_| Err(NodeError::Io(std::io::Error::other("driver panicked")))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn status_of<M: StateMachine>(r: &Replica<DiskStore<StdFs>, M>) -> NodeStatus {
+    let raft = r.raft();
+    NodeStatus {
+        id: raft.id(),
+        role: raft.role(),
+        term: raft.term().0,
+        leader: raft.leader(),
+        commit: raft.commit_index().0,
+        applied: r.applied_index().0,
+        last_index: raft.last_index().0,
+        snapshot_index: r.snapshot_index().0,
+    }
+}
+
+struct Driver<M: StateMachine> {
+    replica: Replica<DiskStore<StdFs>, M>,
+    sender: PeerSender,
+    status_tx: watch::Sender<NodeStatus>,
+    tokens: u64,
+    proposals: HashMap<u64, oneshot::Sender<Result<Bytes, ProposeFailure>>>,
+    reads: HashMap<u64, ReadFn<M>>,
+}
+
+/// How many queued events one loop turn takes before handling `Ready` (batching).
+const BATCH_EVENTS_MAX: usize = 512;
+
+impl<M: StateMachine> Driver<M> {
+    async fn run(
+        mut self,
+        tick: Duration,
+        mut requests: mpsc::Receiver<Request<M>>,
+        mut peers: mpsc::Receiver<raft::Message>,
+        mut synced: mpsc::UnboundedReceiver<SyncDone>,
+        cancel: CancellationToken,
+    ) -> Result<(), NodeError> {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                Some(d) = synced.recv() => {
+                    self.on_synced(d)?;
+                    while let Ok(d) = synced.try_recv() {
+                        self.on_synced(d)?;
+                    }
+                }
+                Some(m) = peers.recv() => {
+                    self.receive(m);
+                    for _ in 0..BATCH_EVENTS_MAX {
+                        match peers.try_recv() {
+                            Ok(m) => self.receive(m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(r) = requests.recv() => {
+                    self.request(r);
+                    for _ in 0..BATCH_EVENTS_MAX {
+                        match requests.try_recv() {
+                            Ok(r) => self.request(r),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = ticker.tick() => self.replica.tick(),
+            }
+            let done = self.replica.handle_ready(&mut self.sender)?;
+            self.complete(done);
+            let st = status_of(&self.replica);
+            self.status_tx.send_if_modified(|s| {
+                let changed = *s != st;
+                *s = st;
+                changed
+            });
+        }
+        self.fail_all();
+        Ok(())
+    }
+
+    fn on_synced(&mut self, d: SyncDone) -> Result<(), NodeError> {
+        if let Err(why) = d.result {
+            return Err(NodeError::Storage(StorageError::Io(format!(
+                "WAL sync failed: {why}"
+            ))));
+        }
+        let done = self.replica.on_synced(d.ticket, &mut self.sender)?;
+        self.complete(done);
+        Ok(())
+    }
+
+    fn receive(&mut self, m: raft::Message) {
+        if let Err(e) = self.replica.receive(m) {
+            tracing::warn!(error = %e, "peer message refused by the core");
+        }
+    }
+
+    fn token(&mut self) -> u64 {
+        self.tokens += 1;
+        self.tokens
+    }
+
+    fn request(&mut self, r: Request<M>) {
+        match r {
+            Request::Propose { data, reply } => {
+                let token = self.token();
+                match self.replica.propose(data, token) {
+                    Ok(_) => {
+                        self.proposals.insert(token, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(match e {
+                            ProposeError::NotLeader { leader_hint } => ProposeFailure::NotLeader {
+                                leader: leader_hint,
+                            },
+                            ProposeError::TransferInProgress => ProposeFailure::TransferInProgress,
+                            ProposeError::UncommittedLimit { .. } => ProposeFailure::Busy,
+                        }));
+                    }
+                }
+            }
+            Request::Read(serve) => {
+                let token = self.token();
+                match self.replica.read(token) {
+                    Ok(()) => {
+                        self.reads.insert(token, serve);
+                    }
+                    Err(_) => serve(Err(ReadFailure::NoLeader)),
+                }
+            }
+            Request::Local(f) => f(self.replica.state_machine(), &status_of(&self.replica)),
+            Request::TransferLeader { to, reply } => {
+                let _ = reply.send(self.replica.transfer_leader(to).map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    fn complete(&mut self, done: Vec<Completion>) {
+        for c in done {
+            match c {
+                Completion::Applied { token, result, .. } => {
+                    if let Some(reply) = self.proposals.remove(&token) {
+                        let _ = reply.send(Ok(result));
+                    }
+                }
+                Completion::Failed { token, error } => {
+                    if let Some(reply) = self.proposals.remove(&token) {
+                        let _ = reply.send(Err(match error {
+                            ProposalError::Overwritten { .. } => ProposeFailure::Lost,
+                            ProposalError::OutcomeUnknown { .. } => ProposeFailure::Unknown,
+                        }));
+                    }
+                }
+                Completion::ReadReady { token, .. } => {
+                    if let Some(serve) = self.reads.remove(&token) {
+                        serve(Ok(self.replica.state_machine()));
+                    }
+                }
+                Completion::ReadFailed { token } => {
+                    if let Some(serve) = self.reads.remove(&token) {
+                        serve(Err(ReadFailure::Failed));
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail_all(&mut self) {
+        for (_, reply) in self.proposals.drain() {
+            let _ = reply.send(Err(ProposeFailure::Stopped));
+        }
+        for (_, serve) in self.reads.drain() {
+            serve(Err(ReadFailure::Stopped));
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The peer transport: Raft messages between nodes over TCP, one connection per direction
+//! and peer.
+//!
+//! A connection starts with a hello (magic, version, cluster id, sender, receiver); then each
+//! frame is `[len: u32 LE][payload]`, the payload a [`crate::wire`] message. Each peer has an
+//! outbound task with a bounded queue that writes every queued frame before one flush
+//! (batching) and reconnects with backoff; when the queue is full, messages are dropped —
+//! Raft retransmits.
+//!
+//! Owns: dialing, accepting, the hello check, frame limits, the per-peer queues.
+//! Must never: block the node's driver loop (sends are `try_send`), deliver a message from a
+//! connection whose hello named another cluster or node, or read a frame larger than the
+//! limit (the connection is closed instead).
+
+use crate::wire;
+use bytes::{Bytes, BytesMut};
+use raft::{Message, NodeId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const MAGIC: &[u8; 4] = b"RKVP";
+const VERSION: u8 = 1;
+const HELLO_BYTES: usize = 4 + 1 + 8 + 8 + 8;
+
+/// Limits and identity of a node's peer transport.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    pub cluster_id: u64,
+    pub id: NodeId,
+    /// Largest frame accepted or sent.
+    pub frame_bytes_max: usize,
+    /// Messages queued per peer before new ones are dropped.
+    pub queue_msgs_max: usize,
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub sent: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub dropped_oversize: AtomicU64,
+    pub received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub bad_frames: AtomicU64,
+}
+
+fn hello(cfg: &TransportConfig, to: NodeId) -> [u8; HELLO_BYTES] {
+    let mut b = [0u8; HELLO_BYTES];
+    b[..4].copy_from_slice(MAGIC);
+    b[4] = VERSION;
+    b[5..13].copy_from_slice(&cfg.cluster_id.to_le_bytes());
+    b[13..21].copy_from_slice(&cfg.id.0.to_le_bytes());
+    b[21..29].copy_from_slice(&to.0.to_le_bytes());
+    b
+}
+
+/// The sending side, used by the driver loop as a [`replica::Transport`].
+pub struct PeerSender {
+    queues: HashMap<NodeId, mpsc::Sender<Bytes>>,
+    frame_bytes_max: usize,
+    stats: Arc<TransportStats>,
+}
+
+impl replica::Transport for PeerSender {
+    fn send(&mut self, msg: Message) {
+        let Some(q) = self.queues.get(&msg.to) else {
+            tracing::debug!(to = ?msg.to, "message to an unknown peer dropped");
+            return;
+        };
+        let frame = wire::encode(&msg);
+        if frame.len() > self.frame_bytes_max {
+            self.stats.dropped_oversize.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(to = ?msg.to, bytes = frame.len(), "message over the frame limit dropped");
+            return;
+        }
+        match q.try_send(frame) {
+            Ok(()) => {
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.stats
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Start one outbound task per peer; returns the sender the driver uses.
+pub fn start_senders(
+    cfg: &TransportConfig,
+    peers: &HashMap<NodeId, String>,
+    stats: Arc<TransportStats>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> PeerSender {
+    let mut queues = HashMap::new();
+    for (&id, addr) in peers {
+        if id == cfg.id {
+            continue;
+        }
+        let (tx, rx) = mpsc::channel(cfg.queue_msgs_max);
+        queues.insert(id, tx);
+        tracker.spawn(run_sender(
+            cfg.clone(),
+            id,
+            addr.clone(),
+            rx,
+            cancel.clone(),
+        ));
+    }
+    PeerSender {
+        queues,
+        frame_bytes_max: cfg.frame_bytes_max,
+        stats,
+    }
+}
+
+async fn run_sender(
+    cfg: TransportConfig,
+    to: NodeId,
+    addr: String,
+    mut rx: mpsc::Receiver<Bytes>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let conn = tokio::select! {
+            _ = cancel.cancelled() => return,
+            c = TcpStream::connect(&addr) => c,
+        };
+        let stream = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(peer = ?to, %addr, error = %e, "peer unreachable");
+                // Drop what queued up meanwhile: stale Raft messages are useless.
+                while rx.try_recv().is_ok() {}
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(20);
+        let _ = stream.set_nodelay(true);
+        let mut w = BufWriter::with_capacity(256 << 10, stream);
+        if w.write_all(&hello(&cfg, to)).await.is_err() {
+            continue;
+        }
+        loop {
+            let first = tokio::select! {
+                _ = cancel.cancelled() => return,
+                m = rx.recv() => match m { Some(m) => m, None => return },
+            };
+            let mut ok = write_frame(&mut w, &first).await.is_ok();
+            while ok {
+                match rx.try_recv() {
+                    Ok(m) => ok = write_frame(&mut w, &m).await.is_ok(),
+                    Err(_) => break,
+                }
+            }
+            if !ok || w.flush().await.is_err() {
+                tracing::debug!(peer = ?to, "peer connection lost; reconnecting");
+                break;
+            }
+        }
+    }
+}
+
+async fn write_frame(w: &mut BufWriter<TcpStream>, frame: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(frame.len() as u32).to_le_bytes()).await?;
+    w.write_all(frame).await
+}
+
+/// Accept peer connections on `listener`; every decoded message for this node goes to
+/// `inbox` (dropped when it is full).
+pub async fn accept_loop(
+    listener: TcpListener,
+    cfg: TransportConfig,
+    inbox: mpsc::Sender<Message>,
+    stats: Arc<TransportStats>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (stream, remote) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a peer connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (cfg, inbox, stats, cancel) =
+            (cfg.clone(), inbox.clone(), stats.clone(), cancel.clone());
+        tracker.spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                r = serve_conn(stream, remote, &cfg, &inbox, &stats) => {
+                    if let Err(why) = r {
+                        tracing::debug!(%remote, %why, "peer connection closed");
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_conn(
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    cfg: &TransportConfig,
+    inbox: &mpsc::Sender<Message>,
+    stats: &TransportStats,
+) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut h = [0u8; HELLO_BYTES];
+    stream.read_exact(&mut h).await.map_err(|e| e.to_string())?;
+    let cluster = u64::from_le_bytes(h[5..13].try_into().expect("8"));
+    let from = NodeId(u64::from_le_bytes(h[13..21].try_into().expect("8")));
+    let to = NodeId(u64::from_le_bytes(h[21..29].try_into().expect("8")));
+    if &h[..4] != MAGIC || h[4] != VERSION || cluster != cfg.cluster_id || to != cfg.id {
+        stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            %remote,
+            cluster = format_args!("{cluster:#x}"),
+            expected_cluster = format_args!("{:#x}", cfg.cluster_id),
+            ?to,
+            "rejected a peer connection: wrong magic, version, cluster id or node id"
+        );
+        return Err("bad hello".into());
+    }
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    loop {
+        let mut len = [0u8; 4];
+        stream
+            .read_exact(&mut len)
+            .await
+            .map_err(|e| e.to_string())?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len > cfg.frame_bytes_max {
+            stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%remote, bytes = len, limit = cfg.frame_bytes_max, "peer frame over the limit; closing");
+            return Err("oversized frame".into());
+        }
+        buf.resize(len, 0);
+        stream
+            .read_exact(&mut buf[..])
+            .await
+            .map_err(|e| e.to_string())?;
+        let frame = buf.split().freeze();
+        match wire::decode(frame) {
+            Ok(msg) if msg.from == from && msg.to == cfg.id => {
+                stats.received.fetch_add(1, Ordering::Relaxed);
+                let _ = inbox.try_send(msg);
+            }
+            Ok(msg) => {
+                stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%remote, from = ?msg.from, to = ?msg.to, "peer message with wrong sender or receiver dropped");
+            }
+            Err(e) => {
+                stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%remote, error = %e, "undecodable peer message; closing");
+                return Err(e.to_string());
+            }
+        }
+    }
+}
