@@ -9,7 +9,7 @@
 use crate::app::SimStateMachine;
 use crate::check::{Checker, SimReplica};
 use crate::config::{NetConfig, SimConfig};
-use crate::disk::SimStore;
+use crate::disk::{restart_digest, restart_mode, SimStore};
 use crate::hash::{finish, mix};
 use crate::net::{is_request, NetStats, Topology};
 use bytes::Bytes;
@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use replica::{Completion, Replica, SnapshotPolicy};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use storage::MemStore;
+use storage::{FaultFs, Identity, LogStore};
 
 /// Totals over the whole run (never reset).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -89,8 +89,8 @@ impl Ord for Event {
 
 struct Node {
     replica: Option<SimReplica>,
-    /// While crashed: the disk (as the crash left it) and the last state machine, for
-    /// observation (`applied`, `n_committed`).
+    /// While crashed: the disk (as recovery left it after the crash) and the last state
+    /// machine, for observation (`applied`, `n_committed`).
     parked: Option<(SimStore, SimStateMachine)>,
     /// Bumped at every crash; messages and timers of an older incarnation are dropped.
     incarnation: u32,
@@ -135,6 +135,13 @@ pub struct Cluster {
 /// zero delay forever), reported as a failure rather than hanging the run.
 pub const EVENTS_PER_MS_MAX: u64 = 1_000_000;
 
+/// The cluster id written into every simulated node's data directory.
+pub const SIM_CLUSTER_ID: u64 = 0x5349_4d00;
+
+/// An armed power cut lands within this many file operations after its sync (drawn
+/// uniformly): a `Ready`'s writes, its sync, and the clean-up after it take a handful.
+pub const POWER_CUT_OPS_MAX: u64 = 8;
+
 impl Cluster {
     /// Build and start `cfg.nodes` fresh nodes; each node's tick phase is seeded.
     pub fn new(cfg: SimConfig) -> Cluster {
@@ -160,7 +167,15 @@ impl Cluster {
         };
         let conf = Configuration::new((1..=n as u64).map(NodeId));
         for i in 0..n {
-            let store = SimStore::new(MemStore::new(conf.clone()));
+            let identity = Identity {
+                cluster_id: SIM_CLUSTER_ID,
+                node_id: NodeId(i as u64 + 1),
+                bootstrap: conf.clone(),
+            };
+            let store = match SimStore::open(FaultFs::new(), identity, c.cfg.disk) {
+                Ok(s) => s,
+                Err(e) => c.fail(&format!("n{} cannot create its disk: {e}", i + 1)),
+            };
             c.nodes.push(Node {
                 replica: None,
                 parked: Some((store, SimStateMachine::new())),
@@ -290,16 +305,7 @@ impl Cluster {
         let done = match r.handle_ready(&mut out) {
             Ok(done) => done,
             Err(_) if r.store().power().fired() => {
-                // The power went out during a sync. What the node sent before it already
-                // left the machine: it stays on the wire (sent as the next incarnation, so
-                // the crash does not drop it), which is how the simulator catches a driver
-                // that sends a durability-promising message before syncing.
-                self.counters.power_cuts += 1;
-                self.crash(NodeId(n as u64 + 1));
-                for msg in out.drain(..) {
-                    self.send(n, msg);
-                }
-                self.outbox = out;
+                self.power_cut(n, out);
                 return;
             }
             Err(e) => self.fail(&format!("n{} failed handling Ready: {e}", n + 1)),
@@ -320,11 +326,34 @@ impl Cluster {
             }
             node.completions.push(c);
         }
+        if self.nodes[n]
+            .replica
+            .as_ref()
+            .is_some_and(|r| r.store().power().fired())
+        {
+            // The cut hit the clean-up after a successful sync (the WAL shrugs off a failed
+            // removal): the node crashes now, before it hears anything more.
+            self.power_cut(n, out);
+            return;
+        }
         for msg in out.drain(..) {
             self.send(n, msg);
         }
         self.outbox = out;
         self.check(n);
+    }
+
+    /// The power went out while node `n` handled a `Ready`. What the node sent before it
+    /// already left the machine: it stays on the wire (sent as the next incarnation, so the
+    /// crash does not drop it), which is how the simulator catches a driver that sends a
+    /// durability-promising message before syncing.
+    fn power_cut(&mut self, n: usize, mut out: Vec<Message>) {
+        self.counters.power_cuts += 1;
+        self.crash(NodeId(n as u64 + 1));
+        for msg in out.drain(..) {
+            self.send(n, msg);
+        }
+        self.outbox = out;
     }
 
     fn check(&mut self, n: usize) {
@@ -533,8 +562,9 @@ impl Cluster {
     // ----- node faults -----
 
     /// Power cut: the node stops, its unsynced writes are lost (or, with
-    /// `crash_keeps_unsynced_prefix`, a seeded-random prefix of them survives), and messages
-    /// in flight to or from it are dropped.
+    /// `crash_keeps_unsynced_prefix`, sometimes kept with the write in flight torn), its
+    /// write-ahead log is recovered from what survived, and messages in flight to or from it
+    /// are dropped.
     pub fn crash(&mut self, id: NodeId) {
         let n = self.index_of(id);
         let Some(r) = self.nodes[n].replica.take() else {
@@ -543,27 +573,36 @@ impl Cluster {
         let node = &mut self.nodes[n];
         node.incarnation += 1;
         node.ready_scheduled = false;
-        let (mut store, sm) = r.into_parts();
-        let unsynced = store.mem().unsynced_writes();
-        let keep = if self.cfg.crash_keeps_unsynced_prefix && unsynced > 0 {
-            self.rng.gen_range(0..=unsynced)
-        } else {
-            0
+        let (store, sm) = r.into_parts();
+        let mode = restart_mode(&mut self.rng, self.cfg.crash_keeps_unsynced_prefix);
+        let store = match store.power_cycle(mode) {
+            Ok(s) => s,
+            Err(e) => self.fail(&format!(
+                "{id:?} cannot recover its write-ahead log after a crash ({mode:?}): {e}"
+            )),
         };
-        store.mem_mut().crash_keeping(keep);
         self.nodes[n].parked = Some((store, sm));
         self.counters.crashes += 1;
-        self.trace_event(T_CRASH, mix(id.0, keep as u64));
+        self.trace_event(T_CRASH, mix(id.0, restart_digest(mode)));
     }
 
-    /// Arm a power cut at node `id`: its sync after `syncs` more successful ones fails, and
-    /// the node crashes right there, in the middle of handling a `Ready` (messages it sent
-    /// before that sync stay on the wire). No-op while crashed.
+    /// Arm a power cut at node `id`: once `syncs` more syncs completed, the power goes out
+    /// at one of the next [`POWER_CUT_OPS_MAX`] + 1 file operations (drawn from the seeded
+    /// RNG) — in the middle of a `Ready`'s writes, in its sync, or in the clean-up after it —
+    /// and the node crashes right there (messages it sent before stay on the wire). No-op
+    /// while crashed.
     pub fn crash_at_sync(&mut self, id: NodeId, syncs: u32) {
+        let ops = self.rng.gen_range(0..=POWER_CUT_OPS_MAX);
+        self.crash_at_op(id, syncs, ops);
+    }
+
+    /// [`Cluster::crash_at_sync`] with the operation chosen: the power goes out at the
+    /// `ops`-th file operation (0: the first) after `syncs` more syncs completed.
+    pub fn crash_at_op(&mut self, id: NodeId, syncs: u32, ops: u64) {
         let n = self.index_of(id);
         if let Some(r) = self.nodes[n].replica.as_ref() {
-            r.store().power().arm(syncs);
-            self.trace_event(T_CRASH, mix(id.0, 1 << 32 | syncs as u64));
+            r.store().power().arm(syncs, ops);
+            self.trace_event(T_CRASH, mix(mix(id.0, 1 << 32 | syncs as u64), ops));
         }
     }
 
@@ -571,7 +610,7 @@ impl Cluster {
     pub fn disarm_power_cut(&mut self, id: NodeId) {
         let n = self.index_of(id);
         if let Some(r) = self.nodes[n].replica.as_ref() {
-            r.store().power().reset();
+            r.store().power().disarm();
         }
     }
 
@@ -594,7 +633,6 @@ impl Cluster {
             .parked
             .take()
             .expect("a stopped node has a disk");
-        store.power().reset();
         let mut rc = raft::Config::new(id);
         rc.election_ticks = self.cfg.election_ticks;
         rc.heartbeat_ticks = self.cfg.heartbeat_ticks;
@@ -809,14 +847,22 @@ impl Cluster {
         self.checker.committed_len()
     }
 
-    /// Durable Raft state of node `id` (hard state + log), in bytes.
+    /// Raft state of node `id` in its write-ahead log (hard state + the framed records of
+    /// the live log entries), in bytes: 6.824's `RaftStateSize`. Records the log no longer
+    /// needs (overwritten or compacted) still sit in their segments until a whole segment
+    /// is obsolete.
     pub fn persisted_log_bytes(&self, id: NodeId) -> usize {
-        self.disk(self.index_of(id)).mem().durable_log_bytes()
+        self.disk(self.index_of(id)).log_bytes()
     }
 
-    /// Durable snapshot of node `id`, in bytes.
+    /// Size of node `id`'s snapshot file, in bytes (0 without one).
     pub fn persisted_snapshot_bytes(&self, id: NodeId) -> usize {
-        self.disk(self.index_of(id)).mem().durable_snapshot_bytes()
+        self.disk(self.index_of(id)).snapshot_bytes()
+    }
+
+    /// Node `id`'s disk (its last one while crashed).
+    pub fn store(&self, id: NodeId) -> &SimStore {
+        self.disk(self.index_of(id))
     }
 
     /// One line per node: up/down, connectivity and the core's status, for failure reports.
@@ -997,12 +1043,46 @@ mod tests {
         let mut c = Cluster::new(SimConfig::new(3, 5));
         let leader = leader_of(&mut c);
         c.crash_at_sync(leader, 0);
-        let _ = c.propose(leader, "x".into());
-        c.run_for(10);
-        assert!(!c.is_up(leader));
+        for i in 0..=POWER_CUT_OPS_MAX {
+            if !c.is_up(leader) {
+                break;
+            }
+            let _ = c.propose(leader, Bytes::from(format!("x{i}")));
+            c.run_for(10);
+        }
+        assert!(
+            !c.is_up(leader),
+            "each proposal writes and syncs at least once"
+        );
         assert_eq!(c.counters().power_cuts, 1);
         c.restart(leader);
         commit(&mut c, "y", 3);
+    }
+
+    /// A power cut at every file operation of a leader's `Ready` (and a torn write in
+    /// flight): every node recovers its WAL, and what was committed stays committed.
+    #[test]
+    fn power_cut_at_every_operation_of_a_ready_recovers() {
+        for ops in 0..12 {
+            let mut cfg = SimConfig::new(3, 100 + ops);
+            cfg.crash_keeps_unsynced_prefix = true;
+            cfg.snapshot_every = Some(3);
+            cfg.disk.write_buffer_bytes = 1;
+            let mut c = Cluster::new(cfg);
+            let a = commit(&mut c, "a", 3);
+            let leader = leader_of(&mut c);
+            c.crash_at_op(leader, 0, ops);
+            for i in 0..4 {
+                let _ = c.propose(leader, Bytes::from(format!("p{i}")));
+            }
+            c.run_for(50);
+            c.restart(leader);
+            let b = commit(&mut c, "b", 3);
+            for id in c.ids() {
+                assert_eq!(c.n_committed(a).1, Some(Bytes::from("a")), "ops {ops}");
+                assert!(c.applied_index(id) >= b, "ops {ops}: {id:?} caught up");
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! What a simulated cluster looks like: network fault model and node settings.
 //!
 //! Owns: [`NetConfig`], [`LongReorder`], [`SimConfig`] and their defaults (the 6.824 labrpc
-//! numbers). Must never: hold state that changes while a simulation runs.
+//! numbers, and small WAL segments so that rolling and segment removal happen in every run).
+//! Must never: hold state that changes while a simulation runs.
+
+use storage::DiskOptions;
 
 /// Responses held back for a long time (6.824 `LongReordering`): with probability
 /// `fraction`, a response gets an extra delay in `[min_ms, max_ms]`, skewed towards short
@@ -81,15 +84,26 @@ pub struct SimConfig {
     pub inflight_msgs_max: usize,
     /// Size of one InstallSnapshot chunk.
     pub snapshot_chunk_bytes: usize,
-    /// On a crash, let a seeded-random prefix of the unsynced writes survive (as the tail of
-    /// a real write-ahead log may). Off: a crash keeps exactly what was synced.
+    /// On a crash, sometimes let every completed but unsynced write survive, with the write
+    /// in flight torn (see [`crate::disk::restart_mode`]). Off: a crash keeps exactly what
+    /// was synced.
     pub crash_keeps_unsynced_prefix: bool,
+    /// Each node's write-ahead log: segment size and write buffer.
+    pub disk: DiskOptions,
     pub net: NetConfig,
 }
 
 impl SimConfig {
+    /// The WAL's shape in the simulator unless a test says otherwise: 4 KiB segments (a
+    /// simulated minute rolls dozens) and a 256-byte write buffer (most records reach the
+    /// file one by one, so a power cut can land between any two of them).
+    pub const DISK_DEFAULT: DiskOptions = DiskOptions {
+        segment_bytes: 4 << 10,
+        write_buffer_bytes: 256,
+    };
+
     /// `nodes` nodes, 10 ms ticks, election timeout [150, 300) ms, heartbeat 50 ms, PreVote
-    /// and CheckQuorum on, no snapshots, reliable network.
+    /// and CheckQuorum on, no snapshots, reliable network, [`SimConfig::DISK_DEFAULT`].
     pub fn new(nodes: usize, seed: u64) -> Self {
         SimConfig {
             seed,
@@ -104,6 +118,7 @@ impl SimConfig {
             inflight_msgs_max: 64,
             snapshot_chunk_bytes: 1 << 20,
             crash_keeps_unsynced_prefix: false,
+            disk: SimConfig::DISK_DEFAULT,
             net: NetConfig::reliable(),
         }
     }

@@ -7,15 +7,18 @@
 //! - [`net`]: topology (connected flags, one-way links, partitions) and [`NetStats`];
 //! - [`check`]: Figure-3 invariants checked after every event, incrementally;
 //! - [`app`]: [`SimStateMachine`], which records every applied entry (and snapshots them);
-//! - [`disk`]: [`SimStore`], a `MemStore` with an audit trail for Log Matching;
+//! - [`disk`]: [`SimStore`], the real write-ahead log (`storage::DiskStore`) over a
+//!   power-cuttable `storage::FaultFs`, with an audit trail for Log Matching;
 //! - [`random`]: [`run_random`], seeded random-fault runs with a liveness phase;
 //! - [`hash`]: deterministic hashing for traces and registries.
 //!
 //! The model: each node ticks every `tick_ms` (with a seeded phase); a message is routed when
 //! sent (dropped if a partition, a crash or the loss model says so, else scheduled after a
 //! random delay, possibly twice) and checked again when delivered (partitions and crashes in
-//! between drop it). A crash keeps only what the node synced. Same seed and same calls ⇒ the
-//! same event trace ([`Cluster::trace_hash`]).
+//! between drop it). A crash is a power cut on the node's file system: it keeps what the node
+//! synced (sometimes also its completed writes, the one in flight torn), and the restarted
+//! node recovers its write-ahead log as a real one would. Same seed and same calls ⇒ the same
+//! event trace ([`Cluster::trace_hash`]).
 //!
 //! Seeded runs: `cargo test -p sim --release --test seeds` runs 500 seeds of one simulated
 //! minute each (`RAFTKV_SIM_SEEDS=20000` for more, `RAFTKV_SIM_SEED_START`,

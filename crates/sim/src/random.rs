@@ -15,6 +15,7 @@ use raft::{LogIndex, NodeId};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use std::fmt;
+use storage::DiskOptions;
 
 /// Bound on electing a leader once everything is healed (simulated ms).
 pub const LIVENESS_LEADER_MS: u64 = 10_000;
@@ -35,6 +36,8 @@ pub struct RunReport {
     pub snapshot_every: Option<u64>,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// Each node's write-ahead log shape.
+    pub disk: DiskOptions,
     /// Simulated time, including the liveness phase.
     pub sim_ms: u64,
     pub events: u64,
@@ -48,6 +51,8 @@ pub struct RunReport {
     pub proposals_applied: u64,
     pub reads_ready: u64,
     pub crashes: u64,
+    /// Crashes by an armed power cut, in the middle of a node's writes (part of `crashes`).
+    pub power_cuts: u64,
     pub restarts: u64,
     pub partitions: u64,
     pub net_changes: u64,
@@ -61,8 +66,15 @@ impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "seed {}: {} nodes, snapshot every {:?}, pre_vote {}, check_quorum {}",
-            self.seed, self.nodes, self.snapshot_every, self.pre_vote, self.check_quorum
+            "seed {}: {} nodes, snapshot every {:?}, pre_vote {}, check_quorum {}, \
+             WAL segments {} B, write buffer {} B",
+            self.seed,
+            self.nodes,
+            self.snapshot_every,
+            self.pre_vote,
+            self.check_quorum,
+            self.disk.segment_bytes,
+            self.disk.write_buffer_bytes
         )?;
         writeln!(
             f,
@@ -76,8 +88,14 @@ impl fmt::Display for RunReport {
         )?;
         writeln!(
             f,
-            "  faults: {} crashes, {} restarts, {} partitions, {} network changes, {} transfers",
-            self.crashes, self.restarts, self.partitions, self.net_changes, self.transfers
+            "  faults: {} crashes ({} power cuts mid-write), {} restarts, {} partitions, \
+             {} network changes, {} transfers",
+            self.crashes,
+            self.power_cuts,
+            self.restarts,
+            self.partitions,
+            self.net_changes,
+            self.transfers
         )?;
         write!(
             f,
@@ -111,6 +129,10 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
     cfg.crash_keeps_unsynced_prefix = pick(24, 2) == 0;
     cfg.election_ticks = 10 + pick(28, 11) as u32;
     cfg.heartbeat_ticks = 2 + pick(36, 4) as u32;
+    cfg.disk = DiskOptions {
+        segment_bytes: [1 << 10, 4 << 10, 64 << 10][pick(40, 3) as usize],
+        write_buffer_bytes: [1, 256, 64 << 10][pick(44, 3) as usize],
+    };
     cfg
 }
 
@@ -131,6 +153,7 @@ pub fn run_random(seed: u64, minutes: u64) -> RunReport {
         snapshot_every: cfg.snapshot_every,
         pre_vote: cfg.pre_vote,
         check_quorum: cfg.check_quorum,
+        disk: cfg.disk,
         sim_ms: 0,
         events: 0,
         messages_delivered: 0,
@@ -141,6 +164,7 @@ pub fn run_random(seed: u64, minutes: u64) -> RunReport {
         proposals_applied: 0,
         reads_ready: 0,
         crashes: 0,
+        power_cuts: 0,
         restarts: 0,
         partitions: 0,
         net_changes: 0,
@@ -425,6 +449,7 @@ impl Run {
         r.proposals_applied = k.proposals_applied;
         r.reads_ready = k.reads_ready;
         r.crashes = k.crashes;
+        r.power_cuts = k.power_cuts;
         r.restarts = k.restarts;
         r.trace_hash = c.trace_hash();
         self.report
