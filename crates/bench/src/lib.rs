@@ -7,6 +7,10 @@
 //! give one implementation work the other does not do.
 //!
 //! The binary `core_throughput` runs both halves in one process and prints the ratio.
+//!
+//! [`wal`] benchmarks the durable write-ahead log on the real disk (binary `wal_bench`):
+//! group-commit throughput next to a raw `write`+`fdatasync` loop, and recovery time and
+//! peak RSS of a large log.
 
 pub mod alloc;
 pub mod driver;
@@ -14,4 +18,5 @@ pub mod memlog;
 pub mod ours;
 pub mod raftrs;
 pub mod report;
+pub mod wal;
 pub mod workload;
