@@ -9,4 +9,7 @@ fi
 cargo fmt --all -- --check
 ./scripts/check-deps.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fuzz targets live in their own workspace (fuzz/); CI only checks that they build.
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+cargo build --manifest-path fuzz/Cargo.toml --locked --bins
 cargo test --workspace --locked --release
