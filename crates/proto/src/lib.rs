@@ -10,8 +10,9 @@
 //! - [`raftkv::v1`] (also [`raftkv_v1`]): the raftkv extension service `RaftKv` — `Append`,
 //!   exactly-once writes through a [`Session`](raftkv_v1::Session) (client id + sequence
 //!   number), and `TransferLeader`.
-//! - [`raftkv::peer::v1`] (also [`peer`]): the node-to-node stream `Peer.Send`, carrying
-//!   batches of opaque, server-encoded Raft messages in [`PeerFrame`](peer::PeerFrame)s.
+//! - [`raftkv::peer::v1`] (also [`peer`]): member-to-member RPCs on the client port:
+//!   `Peer.Forward` carries a follower's write (an opaque, server-encoded command) to the
+//!   leader. (Raft messages travel on the peer port's own framed TCP transport.)
 //! - [`FILE_DESCRIPTOR_SET`]: every file above as an encoded `FileDescriptorSet`, for gRPC
 //!   reflection.
 //!
@@ -90,7 +91,7 @@ pub mod raftkv {
 
     /// The node-to-node protocol (package `raftkv.peer.v1`).
     pub mod peer {
-        /// Version 1: the `Peer.Send` stream of `PeerFrame`s answered by `PeerAck`s.
+        /// Version 1: `Peer.Forward`, a follower's write proposed by the leader.
         pub mod v1 {
             #![allow(missing_docs)]
             include!(concat!(env!("OUT_DIR"), "/raftkv.peer.v1.rs"));

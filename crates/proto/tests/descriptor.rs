@@ -88,7 +88,7 @@ fn raftkv_services_are_declared() {
     );
     assert_eq!(
         methods("raftkv.peer.v1"),
-        ["/raftkv.peer.v1.Peer/Send(stream raftkv.peer.v1.PeerFrame) -> stream raftkv.peer.v1.PeerAck"]
+        ["/raftkv.peer.v1.Peer/Forward(raftkv.peer.v1.ForwardRequest) -> raftkv.peer.v1.ForwardResponse"]
     );
 }
 

@@ -1,6 +1,6 @@
 //! Round trips: every message kind we build survives encode → decode unchanged, including
-//! nested oneofs (transactions inside transactions), the raftkv session wrappers and batched
-//! peer frames.
+//! nested oneofs (transactions inside transactions), the raftkv session wrappers and the
+//! forwarded commands of the peer package.
 
 use prost::Message;
 use proto::etcdserverpb::{
@@ -9,7 +9,7 @@ use proto::etcdserverpb::{
     TxnResponse,
 };
 use proto::mvccpb::KeyValue;
-use proto::peer::{PeerAck, PeerFrame};
+use proto::peer::{ForwardRequest, ForwardResponse};
 use proto::raftkv_v1::{AppendRequest, AppendResponse, Session, SessionTxnRequest};
 
 fn roundtrip<M: Message + Default + PartialEq + std::fmt::Debug>(msg: &M) {
@@ -168,27 +168,18 @@ fn raftkv_append_roundtrip() {
 }
 
 #[test]
-fn peer_frame_batches_payloads_in_order() {
-    let frame = PeerFrame {
+fn forwarded_commands_and_results_keep_their_bytes() {
+    let req = ForwardRequest {
         cluster_id: 9,
         from: 1,
-        to: 2,
-        frame_seq: 17,
-        payloads: vec![
-            vec![1u8, 2, 3].into(),
-            Vec::new().into(),
-            vec![0xFF; 1024].into(),
-        ],
+        command: vec![0xFF; 1024].into(),
     };
-    roundtrip(&frame);
-    let back = PeerFrame::decode(frame.encode_to_vec().as_slice()).unwrap();
-    assert_eq!(
-        back.payloads.len(),
-        3,
-        "an empty payload is kept, not dropped"
-    );
-    roundtrip(&PeerAck {
-        from: 2,
-        frame_seq: 17,
+    roundtrip(&req);
+    let back = ForwardRequest::decode(req.encode_to_vec().as_slice()).unwrap();
+    assert_eq!(back.command.len(), 1024);
+    roundtrip(&ForwardResponse {
+        result: vec![1u8, 0, 3].into(),
+        raft_term: 4,
+        leader: 2,
     });
 }

@@ -1,6 +1,12 @@
 //! raftkv server: the thin tokio shell around [`replica::Replica`].
 //!
 //! Module map:
+//! - [`server`]: [`Server`], one member as `raftkv serve` runs it (node + gRPC client port);
+//! - [`services`]: the gRPC services (etcd `KV`, `Cluster`, `Maintenance`; `raftkv.v1.RaftKv`;
+//!   the member-to-member `Peer.Forward`);
+//! - [`api`]: propose/forward/read under a deadline, the retry rules, etcd's error texts;
+//! - [`convert`]: etcd protobuf messages to and from the `kv` crate's types;
+//! - [`members`]: the member table, member and cluster ids, advertised client URLs;
 //! - [`runtime`]: one driver loop per node (ticks, peer messages, client requests, WAL sync
 //!   reports → `Ready` handling → client answers) and the [`runtime::NodeHandle`] clients use;
 //! - [`transport`]: Raft messages between nodes over TCP, batched per peer, size-limited;
@@ -9,10 +15,16 @@
 //! Owns: threads, sockets, timers and shutdown. Must never: contain consensus or state
 //! machine logic (that is `raft`, `replica` and `kv`), or block a network task on the disk.
 
+pub mod api;
+pub mod convert;
+pub mod members;
 pub mod runtime;
+pub mod server;
+pub mod services;
 pub mod transport;
 pub mod wire;
 
 pub use runtime::{
     Node, NodeConfig, NodeError, NodeHandle, NodeStatus, ProposeFailure, ReadFailure,
 };
+pub use server::{Server, ServerConfig, ServerError};

@@ -11,6 +11,7 @@
 //! linearizable read before the read index applied, or keep running after a storage error
 //! (the WAL may have lost data it was asked to keep: the node stops).
 
+use crate::members::{Attrs, Members};
 use crate::transport::{self, PeerSender, TransportConfig, TransportStats};
 use bytes::Bytes;
 use raft::{Config, Configuration, NodeId, ProposeError, Role};
@@ -47,6 +48,10 @@ pub struct NodeConfig {
     pub peer_queue_msgs_max: usize,
     /// Client requests queued before new ones are refused.
     pub request_queue_max: usize,
+    /// What this node advertises to its peers (name, client URLs).
+    pub advertise: Attrs,
+    /// The member table the transport fills in with what peers advertise.
+    pub members: Arc<Members>,
 }
 
 /// Why a node could not start or had to stop.
@@ -263,6 +268,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             id: cfg.id,
             frame_bytes_max: cfg.frame_bytes_max,
             queue_msgs_max: cfg.peer_queue_msgs_max,
+            attrs: cfg.advertise.encode(),
         };
         let stats = Arc::new(TransportStats::default());
         let cancel = CancellationToken::new();
@@ -271,6 +277,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
         tracker.spawn(transport::accept_loop(
             listener,
             tcfg.clone(),
+            cfg.members.clone(),
             peer_tx,
             stats.clone(),
             cancel.clone(),

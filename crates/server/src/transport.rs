@@ -1,8 +1,10 @@
 //! The peer transport: Raft messages between nodes over TCP, one connection per direction
 //! and peer.
 //!
-//! A connection starts with a hello (magic, version, cluster id, sender, receiver); then each
-//! frame is `[len: u32 LE][payload]`, the payload a [`crate::wire`] message. Each peer has an
+//! A connection starts with a hello (magic, version, cluster id, sender, receiver, then the
+//! sender's advertised attributes — name and client URLs — as `[len: u16 LE][bytes]`, see
+//! [`crate::members::Attrs`]); then each frame is `[len: u32 LE][payload]`, the payload a
+//! [`crate::wire`] message. Each peer has an
 //! outbound task with a bounded queue that writes every queued frame before one flush
 //! (batching) and reconnects with backoff; when the queue is full, messages are dropped —
 //! Raft retransmits.
@@ -12,6 +14,7 @@
 //! connection whose hello named another cluster or node, or read a frame larger than the
 //! limit (the connection is closed instead).
 
+use crate::members::{Attrs, Members, ATTRS_BYTES_MAX};
 use crate::wire;
 use bytes::{Bytes, BytesMut};
 use raft::{Message, NodeId};
@@ -27,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const MAGIC: &[u8; 4] = b"RKVP";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const HELLO_BYTES: usize = 4 + 1 + 8 + 8 + 8;
 
 /// Limits and identity of a node's peer transport.
@@ -39,6 +42,8 @@ pub struct TransportConfig {
     pub frame_bytes_max: usize,
     /// Messages queued per peer before new ones are dropped.
     pub queue_msgs_max: usize,
+    /// This node's advertised attributes, encoded ([`Attrs::encode`]).
+    pub attrs: Vec<u8>,
 }
 
 /// Counters for metrics and tests.
@@ -52,13 +57,17 @@ pub struct TransportStats {
     pub bad_frames: AtomicU64,
 }
 
-fn hello(cfg: &TransportConfig, to: NodeId) -> [u8; HELLO_BYTES] {
-    let mut b = [0u8; HELLO_BYTES];
-    b[..4].copy_from_slice(MAGIC);
-    b[4] = VERSION;
-    b[5..13].copy_from_slice(&cfg.cluster_id.to_le_bytes());
-    b[13..21].copy_from_slice(&cfg.id.0.to_le_bytes());
-    b[21..29].copy_from_slice(&to.0.to_le_bytes());
+fn hello(cfg: &TransportConfig, to: NodeId) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HELLO_BYTES + 2 + cfg.attrs.len());
+    b.extend_from_slice(MAGIC);
+    b.push(VERSION);
+    b.extend_from_slice(&cfg.cluster_id.to_le_bytes());
+    b.extend_from_slice(&cfg.id.0.to_le_bytes());
+    b.extend_from_slice(&to.0.to_le_bytes());
+    debug_assert_eq!(b.len(), HELLO_BYTES);
+    debug_assert!(cfg.attrs.len() <= ATTRS_BYTES_MAX);
+    b.extend_from_slice(&(cfg.attrs.len() as u16).to_le_bytes());
+    b.extend_from_slice(&cfg.attrs);
     b
 }
 
@@ -154,7 +163,9 @@ async fn run_sender(
         backoff = Duration::from_millis(20);
         let _ = stream.set_nodelay(true);
         let mut w = BufWriter::with_capacity(256 << 10, stream);
-        if w.write_all(&hello(&cfg, to)).await.is_err() {
+        // Flushed at once: the hello carries this node's client URLs, which the peer needs
+        // even while no Raft message goes its way.
+        if w.write_all(&hello(&cfg, to)).await.is_err() || w.flush().await.is_err() {
             continue;
         }
         loop {
@@ -183,10 +194,11 @@ async fn write_frame(w: &mut BufWriter<TcpStream>, frame: &[u8]) -> std::io::Res
 }
 
 /// Accept peer connections on `listener`; every decoded message for this node goes to
-/// `inbox` (dropped when it is full).
+/// `inbox` (dropped when it is full); what a peer advertises in its hello goes to `members`.
 pub async fn accept_loop(
     listener: TcpListener,
     cfg: TransportConfig,
+    members: Arc<Members>,
     inbox: mpsc::Sender<Message>,
     stats: Arc<TransportStats>,
     cancel: CancellationToken,
@@ -204,12 +216,17 @@ pub async fn accept_loop(
                 }
             },
         };
-        let (cfg, inbox, stats, cancel) =
-            (cfg.clone(), inbox.clone(), stats.clone(), cancel.clone());
+        let (cfg, members, inbox, stats, cancel) = (
+            cfg.clone(),
+            members.clone(),
+            inbox.clone(),
+            stats.clone(),
+            cancel.clone(),
+        );
         tracker.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                r = serve_conn(stream, remote, &cfg, &inbox, &stats) => {
+                r = serve_conn(stream, remote, &cfg, &members, &inbox, &stats) => {
                     if let Err(why) = r {
                         tracing::debug!(%remote, %why, "peer connection closed");
                     }
@@ -223,6 +240,7 @@ async fn serve_conn(
     mut stream: TcpStream,
     remote: SocketAddr,
     cfg: &TransportConfig,
+    members: &Members,
     inbox: &mpsc::Sender<Message>,
     stats: &TransportStats,
 ) -> Result<(), String> {
@@ -242,6 +260,26 @@ async fn serve_conn(
             "rejected a peer connection: wrong magic, version, cluster id or node id"
         );
         return Err("bad hello".into());
+    }
+    let mut n = [0u8; 2];
+    stream.read_exact(&mut n).await.map_err(|e| e.to_string())?;
+    let n = u16::from_le_bytes(n) as usize;
+    if n > ATTRS_BYTES_MAX {
+        stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        return Err(format!("hello attributes of {n} bytes over the limit"));
+    }
+    let mut attrs = vec![0u8; n];
+    stream
+        .read_exact(&mut attrs)
+        .await
+        .map_err(|e| e.to_string())?;
+    match Attrs::decode(&attrs) {
+        Ok(a) => members.learn(from, a),
+        Err(why) => {
+            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%remote, %why, "rejected a peer connection: bad hello attributes");
+            return Err(why);
+        }
     }
     let mut buf = BytesMut::with_capacity(64 << 10);
     loop {

@@ -62,6 +62,18 @@ fn config(dir: &Path, id: u64, addrs: &[std::net::SocketAddr]) -> NodeConfig {
         frame_bytes_max: 4 << 20,
         peer_queue_msgs_max: 4096,
         request_queue_max: 4096,
+        advertise: server::members::Attrs {
+            name: format!("n{id}"),
+            client_urls: vec![],
+        },
+        members: std::sync::Arc::new(server::members::Members::new((1..=addrs.len() as u64).map(
+            |i| server::members::Member {
+                id: NodeId(i),
+                name: format!("n{i}"),
+                peer_urls: vec![addrs[i as usize - 1].to_string()],
+                client_urls: vec![],
+            },
+        ))),
     }
 }
 

@@ -1,0 +1,385 @@
+//! What every client-facing service does underneath: propose a command and wait for its
+//! result, forward a follower's write to the leader, serve a linearizable or serializable
+//! read — each bounded by the request deadline.
+//!
+//! Retry rules (a retry never applies a write twice):
+//! - not the leader, leader known: forward the encoded command to it (`Peer.Forward`), once
+//!   per attempt; a forwarded command is never forwarded again;
+//! - no leader: wait for one (status change events), then try again;
+//! - the entry was overwritten by a new leader (`Lost`): it never applied, so propose again;
+//! - the outcome is unknown (`Unknown`, or the forwarding call broke mid-flight): propose
+//!   again only for a command with a session (the state machine drops the duplicate); else
+//!   answer "etcdserver: leader changed";
+//! - the deadline passed: "etcdserver: request timed out" (DEADLINE_EXCEEDED).
+//!
+//! Owns: the deadline, the retry loop, the forwarding channels, the errors' gRPC metadata
+//! (`raftkv-leader-endpoint`). Must never: answer a write before its entry applied, answer
+//! a linearizable read before ReadIndex confirmed it, or retry a write without a session
+//! whose earlier try may have applied.
+
+use crate::convert::{self, Header};
+use crate::members::Members;
+use crate::runtime::{NodeHandle, ProposeFailure, ReadFailure};
+use bytes::Bytes;
+use kv::{Command, KvStateMachine, Response};
+use proto::peer::peer_client::PeerClient;
+use proto::peer::ForwardRequest;
+use raft::NodeId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// gRPC metadata key naming the leader's client URL on UNAVAILABLE errors.
+pub const LEADER_ENDPOINT_KEY: &str = "raftkv-leader-endpoint";
+/// etcd's texts, which etcd clients match on.
+pub const NO_LEADER: &str = "etcdserver: no leader";
+pub const LEADER_CHANGED: &str = "etcdserver: leader changed";
+pub const TIMED_OUT: &str = "etcdserver: request timed out";
+pub const TOO_LARGE: &str = "etcdserver: request is too large";
+/// Answered by `Peer.Forward` on a member that is not the leader (nothing was proposed).
+pub const NOT_LEADER: &str = "raftkv: not the leader";
+
+/// Limits of the client API.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiLimits {
+    /// Deadline of one request, retries included.
+    pub request_timeout: Duration,
+    /// Largest encoded command (etcd's `--max-request-bytes`, 1.5 MiB by default).
+    pub request_bytes_max: usize,
+}
+
+/// The shared state of every service of one member. Cheap to clone.
+#[derive(Clone)]
+pub struct Api {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    handle: NodeHandle<KvStateMachine>,
+    members: Arc<Members>,
+    cluster_id: u64,
+    me: NodeId,
+    limits: ApiLimits,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+/// How one forwarding attempt ended.
+enum Forwarded {
+    Done(Bytes),
+    /// The target was not the leader: nothing was proposed.
+    NotLeader,
+    /// The call broke after it may have been proposed.
+    Unknown(Status),
+}
+
+impl Api {
+    pub fn new(
+        handle: NodeHandle<KvStateMachine>,
+        members: Arc<Members>,
+        cluster_id: u64,
+        limits: ApiLimits,
+    ) -> Api {
+        let me = handle.status().id;
+        Api {
+            inner: Arc::new(Inner {
+                handle,
+                members,
+                cluster_id,
+                me,
+                limits,
+                channels: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn handle(&self) -> &NodeHandle<KvStateMachine> {
+        &self.inner.handle
+    }
+
+    pub fn members(&self) -> &Members {
+        &self.inner.members
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.inner.cluster_id
+    }
+
+    pub fn member_id(&self) -> NodeId {
+        self.inner.me
+    }
+
+    pub fn limits(&self) -> ApiLimits {
+        self.inner.limits
+    }
+
+    /// The header of a response sent now.
+    pub fn header(&self) -> Header {
+        Header {
+            cluster_id: self.inner.cluster_id,
+            member_id: self.inner.me.0,
+            raft_term: self.inner.handle.status().term,
+        }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.limits.request_timeout
+    }
+
+    /// An UNAVAILABLE status, with the leader's client URL when this member knows it.
+    pub fn unavailable(&self, msg: impl Into<String>) -> Status {
+        let mut s = Status::unavailable(msg);
+        let leader = self.inner.handle.status().leader;
+        if let Some(url) = leader.and_then(|l| self.inner.members.client_url(l)) {
+            if let Ok(v) = url.parse() {
+                s.metadata_mut().insert(LEADER_ENDPOINT_KEY, v);
+            }
+        }
+        s
+    }
+
+    /// Wait until the status changes (a leader may have appeared), at most until `deadline`
+    /// and at most 100 ms (then the caller looks again).
+    async fn await_change(&self, deadline: Instant) -> Result<(), Status> {
+        if Instant::now() >= deadline {
+            return Err(Status::deadline_exceeded(TIMED_OUT));
+        }
+        let mut w = self.inner.handle.watch_status();
+        w.borrow_and_update();
+        let until = deadline.min(Instant::now() + Duration::from_millis(100));
+        let _ = tokio::time::timeout_at(until, w.changed()).await;
+        Ok(())
+    }
+
+    /// Propose `cmd` and return its response once it applied. A forwarded command
+    /// (`may_forward == false`) is only ever proposed here.
+    pub async fn propose(&self, cmd: &Command, may_forward: bool) -> Result<Response, Status> {
+        let data = cmd.encode();
+        if data.len() > self.inner.limits.request_bytes_max {
+            return Err(Status::invalid_argument(format!(
+                "{TOO_LARGE} ({} bytes, limit {})",
+                data.len(),
+                self.inner.limits.request_bytes_max
+            )));
+        }
+        let result = self
+            .propose_bytes(data, cmd.session.is_some(), may_forward)
+            .await?;
+        decode_response(&result)
+    }
+
+    async fn propose_bytes(
+        &self,
+        data: Bytes,
+        exactly_once: bool,
+        may_forward: bool,
+    ) -> Result<Bytes, Status> {
+        let deadline = self.deadline();
+        loop {
+            let attempt =
+                tokio::time::timeout_at(deadline, self.inner.handle.propose(data.clone())).await;
+            let failure = match attempt {
+                Err(_) => return Err(Status::deadline_exceeded(TIMED_OUT)),
+                Ok(Ok(result)) => return Ok(result),
+                Ok(Err(f)) => f,
+            };
+            match failure {
+                ProposeFailure::NotLeader { leader: Some(l) } if l != self.inner.me => {
+                    if !may_forward {
+                        return Err(self.unavailable(NOT_LEADER));
+                    }
+                    match self.forward(l, &data, deadline).await? {
+                        Forwarded::Done(result) => return Ok(result),
+                        Forwarded::NotLeader => self.await_change(deadline).await?,
+                        Forwarded::Unknown(s) if !exactly_once => return Err(s),
+                        Forwarded::Unknown(_) => self.await_change(deadline).await?,
+                    }
+                }
+                ProposeFailure::NotLeader { .. } => {
+                    if !may_forward {
+                        return Err(self.unavailable(NOT_LEADER));
+                    }
+                    self.await_change(deadline).await?;
+                }
+                ProposeFailure::Lost => {}
+                ProposeFailure::Unknown if exactly_once => {}
+                ProposeFailure::Unknown => return Err(self.unavailable(LEADER_CHANGED)),
+                ProposeFailure::Busy | ProposeFailure::TransferInProgress => {
+                    let until = deadline.min(Instant::now() + Duration::from_millis(10));
+                    tokio::time::sleep_until(until).await;
+                }
+                ProposeFailure::Stopped => {
+                    return Err(Status::unavailable("raftkv: the member is shutting down"))
+                }
+            }
+        }
+    }
+
+    fn channel(&self, url: &str) -> Result<Channel, Status> {
+        let mut chans = self.inner.channels.lock().expect("channels lock");
+        if let Some(c) = chans.get(url) {
+            return Ok(c.clone());
+        }
+        let ep = Endpoint::from_shared(url.to_string())
+            .map_err(|e| Status::internal(format!("bad leader URL {url}: {e}")))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true);
+        let c = ep.connect_lazy();
+        chans.insert(url.to_string(), c.clone());
+        Ok(c)
+    }
+
+    async fn forward(
+        &self,
+        leader: NodeId,
+        data: &Bytes,
+        deadline: Instant,
+    ) -> Result<Forwarded, Status> {
+        let Some(url) = self.inner.members.client_url(leader) else {
+            // The leader has not connected to us yet; it will (every member dials every peer).
+            return Ok(Forwarded::NotLeader);
+        };
+        let mut client = PeerClient::new(self.channel(&url)?)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let mut req = tonic::Request::new(ForwardRequest {
+            cluster_id: self.inner.cluster_id,
+            from: self.inner.me.0,
+            command: data.clone(),
+        });
+        req.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout_at(deadline, client.forward(req)).await {
+            Err(_) => Err(Status::deadline_exceeded(TIMED_OUT)),
+            Ok(Ok(r)) => Ok(Forwarded::Done(r.into_inner().result)),
+            Ok(Err(s)) if s.code() == Code::Unavailable && s.message().starts_with(NOT_LEADER) => {
+                Ok(Forwarded::NotLeader)
+            }
+            // A refused connection never reached the leader: nothing was proposed.
+            Ok(Err(s)) if s.code() == Code::Unavailable && is_connect_error(&s) => {
+                Ok(Forwarded::NotLeader)
+            }
+            Ok(Err(s))
+                if matches!(
+                    s.code(),
+                    Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled
+                ) =>
+            {
+                Ok(Forwarded::Unknown(self.unavailable(LEADER_CHANGED)))
+            }
+            Ok(Err(s)) => Err(s),
+        }
+    }
+
+    /// `Peer.Forward` on this member: propose here or answer NOT_LEADER.
+    pub async fn serve_forward(&self, req: ForwardRequest) -> Result<(Bytes, u64), Status> {
+        if req.cluster_id != self.inner.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "raftkv: forwarded write from cluster {:#x}, this is cluster {:#x}",
+                req.cluster_id, self.inner.cluster_id
+            )));
+        }
+        if req.command.len() > self.inner.limits.request_bytes_max {
+            return Err(Status::invalid_argument(TOO_LARGE));
+        }
+        let exactly_once = Command::decode(&req.command)
+            .map(|c| c.session.is_some())
+            .unwrap_or(false);
+        let result = self.propose_bytes(req.command, exactly_once, false).await?;
+        Ok((result, self.inner.handle.status().term))
+    }
+
+    /// A range: linearizable (ReadIndex, on this member) unless `serializable`.
+    pub async fn range(&self, req: kv::RangeRequest) -> Result<kv::RangeResponse, Status> {
+        if req.serializable {
+            let r = self
+                .inner
+                .handle
+                .local(move |sm, _| sm.read(&req))
+                .await
+                .map_err(|_| Status::unavailable("raftkv: the member is shutting down"))?;
+            return r.map_err(convert::kv_error);
+        }
+        let deadline = self.deadline();
+        loop {
+            let req = req.clone();
+            let read = self.inner.handle.read(move |sm| sm.read(&req));
+            match tokio::time::timeout_at(deadline, read).await {
+                Err(_) => return Err(Status::deadline_exceeded(TIMED_OUT)),
+                Ok(Ok(r)) => return r.map_err(convert::kv_error),
+                Ok(Err(ReadFailure::Stopped)) => {
+                    return Err(Status::unavailable("raftkv: the member is shutting down"))
+                }
+                Ok(Err(ReadFailure::NoLeader | ReadFailure::Failed)) => {
+                    self.await_change(deadline).await?
+                }
+            }
+        }
+    }
+
+    /// Hand leadership to `to` (from the leader) and wait until `to` leads.
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<(), Status> {
+        if self.inner.members.get(to).is_none() {
+            return Err(Status::not_found(format!(
+                "etcdserver: member not found ({:#x})",
+                to.0
+            )));
+        }
+        let deadline = self.deadline();
+        let st = self.inner.handle.status();
+        if st.leader == Some(to) {
+            return Ok(());
+        }
+        if st.leader != Some(self.inner.me) {
+            return Err(self.unavailable(format!(
+                "etcdserver: not leader (leadership transfer must be asked of the leader, {})",
+                st.leader
+                    .map(|l| format!("{:#x}", l.0))
+                    .unwrap_or_else(|| "none now".into())
+            )));
+        }
+        self.inner
+            .handle
+            .transfer_leader(to)
+            .await
+            .map_err(|e| Status::failed_precondition(format!("raftkv: {e}")))?;
+        let mut w = self.inner.handle.watch_status();
+        loop {
+            if w.borrow_and_update().leader == Some(to) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, w.changed())
+                .await
+                .is_err()
+            {
+                return Err(Status::deadline_exceeded(TIMED_OUT));
+            }
+        }
+    }
+}
+
+fn is_connect_error(s: &Status) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = src {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        if e.to_string().contains("tcp connect error") {
+            return true;
+        }
+        src = e.source();
+    }
+    false
+}
+
+/// The response in an encoded apply result (an error becomes its gRPC status).
+pub fn decode_response(result: &[u8]) -> Result<Response, Status> {
+    match kv::decode_result(result) {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(convert::kv_error(e)),
+        Err(e) => Err(Status::internal(format!(
+            "raftkv: undecodable apply result: {e}"
+        ))),
+    }
+}

@@ -1,0 +1,219 @@
+//! The member table: who is in the cluster, by name and id, and where each member can be
+//! reached by peers and by clients.
+//!
+//! Peer URLs come from the initial cluster (`name=peer-url,...`). Client URLs are what each
+//! member advertises: a member sends its own in the hello of every peer connection it dials
+//! (see [`crate::transport`]), so every member learns the client URLs of every member that is
+//! up — a member that has never connected shows none, as an unstarted etcd member does.
+//!
+//! Owns: [`Member`], [`Members`], member and cluster ids derived from names and the cluster
+//! token, and the compact encoding of advertised attributes. Must never: decide who votes
+//! (that is the consensus core's configuration), or trust attributes from a connection whose
+//! hello failed the cluster and node check.
+
+use raft::NodeId;
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+/// One member of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: NodeId,
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    /// Empty until the member has advertised them.
+    pub client_urls: Vec<String>,
+}
+
+/// The member table shared by the transport (which learns client URLs) and the services.
+#[derive(Debug, Default)]
+pub struct Members {
+    by_id: RwLock<BTreeMap<NodeId, Member>>,
+}
+
+/// Largest encoded attribute block a hello may carry.
+pub const ATTRS_BYTES_MAX: usize = 4096;
+
+/// FNV-1a, 64 bits: a stable hash for ids (the same on every machine and build).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        // A separator, so ("ab", "c") and ("a", "bc") differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The member id of `name` in the cluster named by `token`: never 0 (0 means "none" in
+/// Raft messages and in etcd's API).
+pub fn member_id(token: &str, name: &str) -> NodeId {
+    NodeId(fnv1a(&[b"member", token.as_bytes(), name.as_bytes()]).max(1))
+}
+
+/// The cluster id of the members `ids` under `token` (order does not matter).
+pub fn cluster_id(token: &str, ids: impl IntoIterator<Item = NodeId>) -> u64 {
+    let mut ids: Vec<u64> = ids.into_iter().map(|i| i.0).collect();
+    ids.sort_unstable();
+    let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+    fnv1a(&[b"cluster", token.as_bytes(), &bytes]).max(1)
+}
+
+impl Members {
+    pub fn new(members: impl IntoIterator<Item = Member>) -> Self {
+        Members {
+            by_id: RwLock::new(members.into_iter().map(|m| (m.id, m)).collect()),
+        }
+    }
+
+    /// Every member, by id.
+    pub fn list(&self) -> Vec<Member> {
+        self.by_id
+            .read()
+            .expect("members lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<Member> {
+        self.by_id.read().expect("members lock").get(&id).cloned()
+    }
+
+    /// The first client URL `id` advertised, if any.
+    pub fn client_url(&self, id: NodeId) -> Option<String> {
+        self.get(id).and_then(|m| m.client_urls.into_iter().next())
+    }
+
+    /// Record what member `id` advertised; attributes of unknown members are ignored.
+    pub fn learn(&self, id: NodeId, attrs: Attrs) {
+        let mut by_id = self.by_id.write().expect("members lock");
+        match by_id.get_mut(&id) {
+            Some(m) if m.name == attrs.name => m.client_urls = attrs.client_urls,
+            Some(m) => tracing::warn!(
+                ?id,
+                expected = %m.name,
+                advertised = %attrs.name,
+                "a peer advertised another member's name; ignored"
+            ),
+            None => tracing::debug!(?id, "attributes of an unknown member ignored"),
+        }
+    }
+}
+
+/// What a member advertises about itself to its peers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attrs {
+    pub name: String,
+    pub client_urls: Vec<String>,
+}
+
+impl Attrs {
+    /// `[name][n: u8][url]*`, each string `[len: u16 LE][utf-8]`, at most
+    /// [`ATTRS_BYTES_MAX`] bytes (URLs that do not fit are left out).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_str(&mut out, &self.name);
+        let n_at = out.len();
+        out.push(0);
+        for url in &self.client_urls {
+            if out.len() + 2 + url.len() > ATTRS_BYTES_MAX || out[n_at] == u8::MAX {
+                break;
+            }
+            put_str(&mut out, url);
+            out[n_at] += 1;
+        }
+        out
+    }
+
+    pub fn decode(mut b: &[u8]) -> Result<Attrs, String> {
+        let name = get_str(&mut b)?;
+        let (&n, rest) = b.split_first().ok_or("attributes: truncated")?;
+        b = rest;
+        let client_urls = (0..n).map(|_| get_str(&mut b)).collect::<Result<_, _>>()?;
+        if !b.is_empty() {
+            return Err(format!("attributes: {} trailing bytes", b.len()));
+        }
+        Ok(Attrs { name, client_urls })
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let s = &s.as_bytes()[..s.len().min(1024)];
+    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    out.extend_from_slice(s);
+}
+
+fn get_str(b: &mut &[u8]) -> Result<String, String> {
+    if b.len() < 2 {
+        return Err("attributes: truncated".into());
+    }
+    let n = u16::from_le_bytes([b[0], b[1]]) as usize;
+    if b.len() < 2 + n {
+        return Err("attributes: truncated".into());
+    }
+    let s = std::str::from_utf8(&b[2..2 + n]).map_err(|_| "attributes: not utf-8")?;
+    *b = &b[2 + n..];
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_nonzero_and_distinct() {
+        let a = member_id("tok", "n1");
+        assert_eq!(a, member_id("tok", "n1"));
+        assert_ne!(a, member_id("tok", "n2"));
+        assert_ne!(a, member_id("other", "n1"));
+        assert_ne!(a.0, 0);
+        let c = cluster_id("tok", [a, member_id("tok", "n2")]);
+        assert_eq!(c, cluster_id("tok", [member_id("tok", "n2"), a]));
+        assert_ne!(c, cluster_id("tok", [a]));
+    }
+
+    #[test]
+    fn attrs_round_trip_and_garbage_is_an_error() {
+        let a = Attrs {
+            name: "n1".into(),
+            client_urls: vec!["http://127.0.0.1:2379".into(), "http://[::1]:2379".into()],
+        };
+        assert_eq!(Attrs::decode(&a.encode()), Ok(a.clone()));
+        let enc = a.encode();
+        for cut in 0..enc.len() {
+            assert!(Attrs::decode(&enc[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = enc.clone();
+        longer.push(1);
+        assert!(Attrs::decode(&longer).is_err());
+        assert!(Attrs::decode(&[1, 0, 0xff, 0]).is_err(), "invalid utf-8");
+    }
+
+    #[test]
+    fn learning_fills_client_urls_of_known_members_only() {
+        let ms = Members::new([Member {
+            id: NodeId(7),
+            name: "n1".into(),
+            peer_urls: vec!["http://127.0.0.1:2380".into()],
+            client_urls: vec![],
+        }]);
+        let attrs = |name: &str| Attrs {
+            name: name.into(),
+            client_urls: vec!["http://127.0.0.1:2379".into()],
+        };
+        ms.learn(NodeId(8), attrs("n2"));
+        ms.learn(NodeId(7), attrs("impostor"));
+        assert_eq!(ms.client_url(NodeId(7)), None);
+        ms.learn(NodeId(7), attrs("n1"));
+        assert_eq!(
+            ms.client_url(NodeId(7)).as_deref(),
+            Some("http://127.0.0.1:2379")
+        );
+        assert_eq!(ms.list().len(), 1);
+    }
+}
