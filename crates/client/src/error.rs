@@ -1,0 +1,216 @@
+//! [`ClientError`], and how a gRPC failure is sorted into "try again" or "tell the caller".
+//!
+//! Owns: the meaning of the server's error contract on the client side — which codes and
+//! messages are transient (no leader, leader changed, timed out, transport trouble), which
+//! are final (invalid argument, too large, session problems), which leader a failure points
+//! to (`raftkv-leader-endpoint` metadata), and whether a failed attempt may have been
+//! proposed.
+//! Must never: decide how often or where to retry (that is [`crate::retry`]), or turn a final
+//! error into a retry (a bad request sent again is still bad, and retrying a session error
+//! could apply a write twice).
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+
+/// gRPC metadata key under which a member names the leader's client URL on a failure.
+pub const LEADER_ENDPOINT_METADATA: &str = "raftkv-leader-endpoint";
+
+/// Why a call failed. Each variant carries what the caller needs to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No member served the call before the deadline. `tried` lists the endpoints attempted
+    /// (in order, each once), `last` the last failure seen. For a write, `maybe_applied` tells
+    /// whether an attempt may have reached a leader: when false, the write was certainly not
+    /// applied; when true, it may have been (once — never twice).
+    #[error(
+        "no member served the request within {timeout:?} (tried {}); last error: {last}",
+        .tried.join(", ")
+    )]
+    Unavailable {
+        tried: Vec<String>,
+        last: String,
+        maybe_applied: bool,
+        timeout: Duration,
+    },
+    /// The server refused the request as malformed (e.g. "etcdserver: key is not provided").
+    /// Not retried, not applied.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The request is larger than the server accepts (1.5 MiB by default; etcd's "request is
+    /// too large"). Not retried, not applied.
+    #[error("request too large: {0}")]
+    TooLarge(String),
+    /// The write's session expired on the server after an earlier attempt of this write may
+    /// have been applied, so its outcome is unknown. The session is dropped; the next write
+    /// starts a new one. (When no earlier attempt can have been applied, the client retries
+    /// with a fresh session instead of returning this.)
+    #[error("session expired, outcome of the write unknown: {0}")]
+    SessionExpired(String),
+    /// The configuration is unusable (no endpoints, a malformed endpoint, a zero timeout).
+    #[error("bad client configuration: {0}")]
+    Config(String),
+    /// Any other answer of the server (e.g. `FailedPrecondition`, `NotFound`,
+    /// `Unimplemented`), unchanged.
+    #[error("server error {:?}: {}", .0.code(), .0.message())]
+    Status(Status),
+}
+
+/// What one failed attempt means for the call.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Transient: try again (elsewhere, or later). `leader` is the leader endpoint the member
+    /// named, if any; `maybe_sent` is false only when the request certainly was not proposed
+    /// (no connection was made, or the member said it had no leader).
+    Retry {
+        leader: Option<String>,
+        maybe_sent: bool,
+    },
+    /// The session is unknown to the server (expired or never seen with `seq > 1`).
+    SessionExpired,
+    /// Final: give this to the caller.
+    Fail(ClientError),
+}
+
+/// Sorts one failed attempt. `session_write` is true for the `Session*`/`Append` calls,
+/// where `FailedPrecondition` means a session problem.
+pub(crate) fn classify(status: Status, session_write: bool) -> Verdict {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Aborted => Verdict::Retry {
+            leader: leader_hint(&status),
+            maybe_sent: maybe_sent(&status),
+        },
+        // Locally made statuses (a broken connection, a reset stream) carry their cause as
+        // `source`; a status the server sent never does. The server saw nothing definite.
+        Code::Unknown | Code::Cancelled | Code::Internal if status.source().is_some() => {
+            Verdict::Retry {
+                leader: None,
+                maybe_sent: true,
+            }
+        }
+        // etcd answers "request is too large" as INVALID_ARGUMENT; tonic's own size limit
+        // answers RESOURCE_EXHAUSTED / OUT_OF_RANGE.
+        Code::InvalidArgument | Code::ResourceExhausted | Code::OutOfRange
+            if status.message().contains("too large") =>
+        {
+            Verdict::Fail(ClientError::TooLarge(message(&status)))
+        }
+        Code::InvalidArgument => Verdict::Fail(ClientError::InvalidArgument(message(&status))),
+        Code::FailedPrecondition if session_write && status.message().contains("expired") => {
+            Verdict::SessionExpired
+        }
+        _ => Verdict::Fail(ClientError::Status(status)),
+    }
+}
+
+/// The server's message without etcd's `etcdserver: ` prefix.
+pub(crate) fn message(status: &Status) -> String {
+    let text = status.message();
+    text.strip_prefix("etcdserver: ")
+        .unwrap_or(text)
+        .to_string()
+}
+
+fn leader_hint(status: &Status) -> Option<String> {
+    let value = status.metadata().get(LEADER_ENDPOINT_METADATA)?;
+    let text = value.to_str().ok()?.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// False only when the request certainly never reached a leader's log.
+fn maybe_sent(status: &Status) -> bool {
+    if status.message() == "etcdserver: no leader" {
+        return false;
+    }
+    let mut source = status.source();
+    while let Some(err) = source {
+        if err.downcast_ref::<tonic::ConnectError>().is_some() {
+            return false;
+        }
+        source = err.source();
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_leader(mut status: Status, url: &str) -> Status {
+        status
+            .metadata_mut()
+            .insert(LEADER_ENDPOINT_METADATA, url.parse().unwrap());
+        status
+    }
+
+    #[test]
+    fn no_leader_is_retried_and_was_not_sent() {
+        let verdict = classify(Status::unavailable("etcdserver: no leader"), true);
+        assert!(matches!(
+            verdict,
+            Verdict::Retry {
+                leader: None,
+                maybe_sent: false
+            }
+        ));
+    }
+
+    #[test]
+    fn leader_changed_is_retried_with_the_named_leader_and_may_have_been_sent() {
+        let status = with_leader(
+            Status::unavailable("etcdserver: leader changed"),
+            "http://n2:2379",
+        );
+        let Verdict::Retry { leader, maybe_sent } = classify(status, true) else {
+            panic!("not retried");
+        };
+        assert_eq!(leader.as_deref(), Some("http://n2:2379"));
+        assert!(maybe_sent);
+    }
+
+    #[test]
+    fn timeouts_are_retried() {
+        let verdict = classify(
+            Status::deadline_exceeded("etcdserver: request timed out"),
+            true,
+        );
+        assert!(matches!(
+            verdict,
+            Verdict::Retry {
+                maybe_sent: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn final_errors_are_not_retried() {
+        let bad = classify(
+            Status::invalid_argument("etcdserver: key is not provided"),
+            true,
+        );
+        assert!(
+            matches!(bad, Verdict::Fail(ClientError::InvalidArgument(m)) if m == "key is not provided")
+        );
+        for big in [
+            Status::invalid_argument("etcdserver: request is too large (2000000 bytes)"),
+            Status::resource_exhausted("etcdserver: request is too large"),
+        ] {
+            assert!(matches!(
+                classify(big, true),
+                Verdict::Fail(ClientError::TooLarge(_))
+            ));
+        }
+        let expired = classify(
+            Status::failed_precondition("session of client 7 expired or unknown (seq 3)"),
+            true,
+        );
+        assert!(matches!(expired, Verdict::SessionExpired));
+        let stale = classify(Status::failed_precondition("stale sequence 3"), true);
+        assert!(matches!(stale, Verdict::Fail(ClientError::Status(_))));
+        // A status the server sent (no local source) with code Unknown is final.
+        let unknown = classify(Status::unknown("boom"), false);
+        assert!(matches!(unknown, Verdict::Fail(ClientError::Status(_))));
+    }
+}
