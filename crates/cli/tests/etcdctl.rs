@@ -1,0 +1,144 @@
+//! etcd's own command-line client, `etcdctl` 3.4 (Debian's `etcd-client`), against a
+//! `raftkv dev` cluster: put/get/del, prefixes, JSON output, txn, member list, endpoint
+//! status and health, an oversized request refused while the cluster keeps serving, and a
+//! SIGKILLed leader replaced while etcdctl keeps working.
+
+mod common;
+use common::{etcdctl, DevCluster};
+
+fn ok(endpoints: &str, args: &[&str]) -> String {
+    let (success, out, err) = etcdctl(endpoints, args, None);
+    assert!(success, "etcdctl {args:?} failed: {err}");
+    out
+}
+
+#[test]
+fn etcdctl_speaks_to_raftkv_dev() {
+    let c = DevCluster::start(1379, 3);
+    let eps = c.endpoints_arg();
+
+    assert_eq!(ok(&eps, &["put", "greeting", "hello"]), "OK\n");
+    assert_eq!(ok(&eps, &["get", "greeting"]), "greeting\nhello\n");
+    // Every member answers, and with http:// URLs too.
+    for ep in &c.endpoints {
+        assert_eq!(
+            ok(ep, &["get", "greeting", "--print-value-only"]),
+            "hello\n"
+        );
+        let url = format!("http://{ep}");
+        assert_eq!(
+            ok(&url, &["get", "greeting", "--print-value-only"]),
+            "hello\n"
+        );
+    }
+    for i in 0..5 {
+        ok(&eps, &["put", &format!("dir/{i}"), &format!("v{i}")]);
+    }
+    assert_eq!(
+        ok(&eps, &["get", "dir/", "--prefix", "--keys-only"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["dir/0", "dir/1", "dir/2", "dir/3", "dir/4"]
+    );
+    let counted = ok(
+        &eps,
+        &["get", "dir/", "--prefix", "--limit", "2", "-w", "json"],
+    );
+    assert!(counted.contains("\"more\":true,\"count\":5"), "{counted}");
+    let json = ok(&eps, &["get", "greeting", "-w", "json"]);
+    assert!(
+        json.contains("\"kvs\":[{\"key\":\"Z3JlZXRpbmc=\""),
+        "{json}"
+    );
+    assert!(json.contains("\"value\":\"aGVsbG8=\""), "{json}");
+    assert!(json.contains("\"version\":1"), "{json}");
+    assert_eq!(
+        ok(
+            &eps,
+            &["get", "dir/", "--prefix", "--limit", "2", "--keys-only"]
+        )
+        .split_whitespace()
+        .count(),
+        2
+    );
+    assert_eq!(ok(&eps, &["del", "dir/", "--prefix"]), "5\n");
+    assert_eq!(ok(&eps, &["get", "dir/", "--prefix"]), "");
+
+    // Txn from stdin (etcdctl's non-interactive form): compare, success ops, failure ops.
+    let txn = b"value(\"greeting\") = \"hello\"\n\nput greeting swapped\n\nput greeting nope\n\n";
+    let (success, out, err) = etcdctl(&eps, &["txn"], Some(txn));
+    assert!(success, "{err}");
+    assert!(out.starts_with("SUCCESS"), "{out}");
+    let (_, out, _) = etcdctl(&eps, &["txn"], Some(txn));
+    assert!(
+        out.starts_with("FAILURE"),
+        "the compare fails the second time: {out}"
+    );
+    assert_eq!(
+        ok(&eps, &["get", "greeting", "--print-value-only"]),
+        "nope\n"
+    );
+
+    // Member list: every member with its peer and client URLs.
+    let members = ok(&eps, &["member", "list"]);
+    assert_eq!(members.lines().count(), 3, "{members}");
+    for (i, name) in c.names.iter().enumerate() {
+        let line = members
+            .lines()
+            .find(|l| l.contains(&format!(", {name}, ")))
+            .unwrap_or_else(|| panic!("{name} missing: {members}"));
+        assert!(line.contains("started"), "{line}");
+        assert!(
+            line.contains(&format!("http://{}", c.endpoints[i])),
+            "{line}"
+        );
+    }
+
+    // Endpoint status and health: one leader, every member healthy.
+    let status = ok(&eps, &["endpoint", "status"]);
+    assert_eq!(status.lines().count(), 3, "{status}");
+    assert_eq!(
+        status.matches(", true, false,").count(),
+        1,
+        "exactly one leader: {status}"
+    );
+    let (success, _, health) = etcdctl(&eps, &["endpoint", "health"], None);
+    assert!(success, "{health}");
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+
+    // An oversized value is refused with etcd's error; the cluster keeps serving.
+    let big = vec![b'x'; 2 << 20];
+    let (success, _, err) = etcdctl(&eps, &["put", "big"], Some(&big));
+    assert!(!success);
+    assert!(
+        err.contains("request is too large") || err.contains("larger than max"),
+        "{err}"
+    );
+    assert_eq!(ok(&eps, &["put", "after", "big"]), "OK\n");
+
+    // SIGKILL the leader: etcdctl keeps writing through the others.
+    let leader_line = status
+        .lines()
+        .find(|l| l.contains(", true, false,"))
+        .unwrap();
+    let leader = c
+        .endpoints
+        .iter()
+        .position(|e| leader_line.starts_with(e.as_str()))
+        .unwrap();
+    c.kill(leader);
+    let rest: Vec<&str> = (0..3)
+        .filter(|&i| i != leader)
+        .map(|i| c.endpoints[i].as_str())
+        .collect();
+    let rest = rest.join(",");
+    assert_eq!(ok(&rest, &["put", "after-kill", "yes"]), "OK\n");
+    assert_eq!(
+        ok(&rest, &["get", "after-kill", "--print-value-only"]),
+        "yes\n"
+    );
+    assert_eq!(
+        ok(&rest, &["get", "greeting", "--print-value-only"]),
+        "nope\n"
+    );
+}
