@@ -49,7 +49,7 @@ enum Command {
         Example (three members on one machine):\n  \
         raftkv serve --name n1 --initial-cluster n1=http://127.0.0.1:2380,n2=http://127.0.0.1:22380,n3=http://127.0.0.1:32380 \
         --listen-client-urls http://127.0.0.1:2379 --data-dir n1.raftkv")]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Start a local cluster (3 members on 127.0.0.1:2379, :22379, :32379) and keep it
     /// running until Ctrl-C.
     #[command(
@@ -76,7 +76,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Serve(a) => serve::run(a).await,
+        Command::Serve(a) => serve::run(*a).await,
         Command::Dev(a) => dev::run(a).await,
     };
     match result {
