@@ -56,7 +56,8 @@ pub enum WriteOut {
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
     /// Store VALUE under KEY (exactly once, even when retried).
-    #[command(long_about = "Store VALUE under KEY. Prints OK (and, with --prev-kv, the key and \
+    #[command(
+        long_about = "Store VALUE under KEY. Prints OK (and, with --prev-kv, the key and \
         value it replaced).\n\n\
         The write is exactly-once: if a member fails or leadership changes mid-request, the \
         client retries on another member with the same session sequence number, and the \
@@ -64,10 +65,12 @@ pub enum ClientCommand {
         Examples:\n  \
         raftkv put greeting hello\n  \
         raftkv put greeting 'hello again' --prev-kv\n  \
-        echo -n hello | raftkv put greeting        (VALUE from standard input)")]
+        echo -n hello | raftkv put greeting        (VALUE from standard input)"
+    )]
     Put(PutArgs),
     /// Read a key, a range, or every key with a prefix.
-    #[command(long_about = "Read KEY, the range [KEY, RANGE_END), every key starting with KEY \
+    #[command(
+        long_about = "Read KEY, the range [KEY, RANGE_END), every key starting with KEY \
         (--prefix), or every key from KEY on (--from-key). Prints each key on a line and its \
         value on the next, like etcdctl.\n\n\
         Reads are linearizable: the member confirms with the leader (ReadIndex) that it is up \
@@ -77,40 +80,49 @@ pub enum ClientCommand {
         raftkv get users/ --prefix --keys-only\n  \
         raftkv get a c                      (keys from a up to, not including, c)\n  \
         raftkv get '' --prefix --count-only  (how many keys there are)\n  \
-        raftkv get users/ --prefix --sort-by mod --order desc --limit 10")]
+        raftkv get users/ --prefix --sort-by mod --order desc --limit 10"
+    )]
     Get(GetArgs),
     /// Delete a key, a range, or every key with a prefix.
-    #[command(long_about = "Delete KEY, the range [KEY, RANGE_END), every key starting with KEY \
+    #[command(
+        long_about = "Delete KEY, the range [KEY, RANGE_END), every key starting with KEY \
         (--prefix) or every key from KEY on (--from-key). Prints the number of keys deleted \
         (and, with --prev-kv, each deleted key and value). Exactly-once, like put.\n\n\
         Examples:\n  \
         raftkv del greeting\n  \
-        raftkv del users/ --prefix --prev-kv")]
+        raftkv del users/ --prefix --prev-kv"
+    )]
     Del(DelArgs),
     /// Add SUFFIX to the end of KEY's value (creating the key).
-    #[command(long_about = "Add SUFFIX to the end of KEY's value, creating the key when it does \
+    #[command(
+        long_about = "Add SUFFIX to the end of KEY's value, creating the key when it does \
         not exist, in one revision. Prints OK and the value's new length in bytes. \
         Exactly-once, like put: a retried append is not applied twice.\n\n\
         Examples:\n  \
         raftkv append log 'line 1;'\n  \
         raftkv append log 'line 2;'\n  \
-        raftkv get log                      (line 1;line 2;)")]
+        raftkv get log                      (line 1;line 2;)"
+    )]
     Append(AppendArgs),
     /// List the cluster's members and mark the leader.
-    #[command(long_about = "List the cluster's members: ID (hex, as etcdctl prints it), NAME, \
+    #[command(
+        long_about = "List the cluster's members: ID (hex, as etcdctl prints it), NAME, \
         PEER URLS, CLIENT URLS, and a * on the leader.\n\n\
         Examples:\n  \
         raftkv members\n  \
-        raftkv members -w json")]
+        raftkv members -w json"
+    )]
     Members(MembersArgs),
     /// Show each endpoint's Raft status (leader, term, index, applied index, size).
-    #[command(long_about = "Ask every endpoint given with --endpoints for its status: member \
+    #[command(
+        long_about = "Ask every endpoint given with --endpoints for its status: member \
         ID, whether it is the leader, Raft term, commit index, applied index, store size and \
         version. An endpoint that does not answer shows its error in its row, and the command \
         then exits with a nonzero code.\n\n\
         Examples:\n  \
         raftkv status\n  \
-        raftkv status --endpoints 127.0.0.1:2379 -w json")]
+        raftkv status --endpoints 127.0.0.1:2379 -w json"
+    )]
     Status(StatusArgs),
 }
 
@@ -445,7 +457,10 @@ fn emit(
 ) -> Result<()> {
     let text = render(write_out, simple, json);
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(anyhow!("writing to standard output: {e}"))
         }
@@ -453,7 +468,11 @@ fn emit(
     }
 }
 
-fn render(write_out: WriteOut, simple: impl FnOnce() -> String, json: impl FnOnce() -> Value) -> String {
+fn render(
+    write_out: WriteOut,
+    simple: impl FnOnce() -> String,
+    json: impl FnOnce() -> Value,
+) -> String {
     match write_out {
         WriteOut::Simple => simple(),
         WriteOut::Json => format!("{}\n", json()),
@@ -514,7 +533,15 @@ mod tests {
 
     #[test]
     fn connection_options_parse_lists_formats_and_durations() {
-        let g = get(&["k", "--endpoints", "a:1,http://b:2", "-w", "json", "--timeout", "250ms"]);
+        let g = get(&[
+            "k",
+            "--endpoints",
+            "a:1,http://b:2",
+            "-w",
+            "json",
+            "--timeout",
+            "250ms",
+        ]);
         assert_eq!(g.conn.endpoints, ["a:1", "http://b:2"]);
         assert_eq!(g.conn.write_out, WriteOut::Json);
         assert_eq!(g.conn.timeout, Duration::from_millis(250));
@@ -538,7 +565,10 @@ mod tests {
     #[test]
     fn get_prefix_from_key_and_range_end_name_the_right_keys() {
         let req = get(&["users/", "--prefix"]).request();
-        assert_eq!((req.key, req.range_end), (b"users/".to_vec(), b"users0".to_vec()));
+        assert_eq!(
+            (req.key, req.range_end),
+            (b"users/".to_vec(), b"users0".to_vec())
+        );
         let req = get(&["", "--prefix"]).request();
         assert_eq!((req.key, req.range_end), (vec![0], vec![0]));
         let req = get(&["m", "--from-key"]).request();
@@ -576,7 +606,11 @@ mod tests {
     fn sorting_follows_etcdctl_defaults() {
         let req = get(&["k", "--prefix", "--sort-by", "mod"]).request();
         assert_eq!(req.sort_target, SortTarget::Mod as i32);
-        assert_eq!(req.sort_order, SortOrder::Ascend as i32, "ascending by default");
+        assert_eq!(
+            req.sort_order,
+            SortOrder::Ascend as i32,
+            "ascending by default"
+        );
         let req = get(&["k", "--prefix", "--order", "desc"]).request();
         assert_eq!(req.sort_target, SortTarget::Key as i32, "by key by default");
         assert_eq!(req.sort_order, SortOrder::Descend as i32);
@@ -588,7 +622,10 @@ mod tests {
     #[test]
     fn del_maps_prefix_and_prev_kv() {
         let req = del(&["users/", "--prefix", "--prev-kv"]).request();
-        assert_eq!((req.key, req.range_end), (b"users/".to_vec(), b"users0".to_vec()));
+        assert_eq!(
+            (req.key, req.range_end),
+            (b"users/".to_vec(), b"users0".to_vec())
+        );
         assert!(req.prev_kv);
         let req = del(&["k"]).request();
         assert!(req.range_end.is_empty() && !req.prev_kv);
@@ -627,7 +664,11 @@ mod tests {
     fn output_uses_the_chosen_rendering() {
         let simple = render(WriteOut::Simple, || "OK\n".into(), || unreachable!());
         assert_eq!(simple, "OK\n");
-        let json = render(WriteOut::Json, || unreachable!(), || serde_json::json!({"a": 1}));
+        let json = render(
+            WriteOut::Json,
+            || unreachable!(),
+            || serde_json::json!({"a": 1}),
+        );
         assert_eq!(json, "{\"a\":1}\n");
     }
 
@@ -653,6 +694,9 @@ mod tests {
             "k",
             ClientError::InvalidArgument("key is not provided".into()),
         );
-        assert_eq!(err.to_string(), "put \"k\": invalid argument: key is not provided");
+        assert_eq!(
+            err.to_string(),
+            "put \"k\": invalid argument: key is not provided"
+        );
     }
 }
