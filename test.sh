@@ -6,6 +6,18 @@ if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust (rustup) first" >&2
   exit 1
 fi
+# System packages the tests need: etcdctl (etcd's own client, for the compatibility tests)
+# and protoc (the `etcd-client` crate's build script compiles etcd's protos with it).
+missing=()
+command -v etcdctl >/dev/null || missing+=(etcd-client)
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]} (apt-get)"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
 cargo fmt --all -- --check
 ./scripts/check-deps.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings

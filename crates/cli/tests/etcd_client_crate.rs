@@ -1,0 +1,75 @@
+//! The Rust `etcd-client` crate (crates.io), unmodified, against a `raftkv dev` cluster: what
+//! a Rust program written for etcd does — put with prev_kv, get by prefix, delete, a
+//! compare-and-swap txn, member list and status — plus a write that survives a SIGKILLed
+//! leader.
+
+mod common;
+use common::DevCluster;
+use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_client_crate_works_unmodified() {
+    let c = DevCluster::start(1479, 3);
+    let mut client = Client::connect(&c.endpoints, None).await.unwrap();
+
+    let r = client.put("crate/a", "1", None).await.unwrap();
+    let rev = r.header().unwrap().revision();
+    assert!(rev >= 2);
+    let r = client
+        .put("crate/a", "2", Some(PutOptions::new().with_prev_key()))
+        .await
+        .unwrap();
+    assert_eq!(r.prev_key().unwrap().value(), b"1");
+    client.put("crate/b", "3", None).await.unwrap();
+
+    let got = client
+        .get("crate/", Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    let kvs: Vec<(&str, &str)> = got
+        .kvs()
+        .iter()
+        .map(|kv| (kv.key_str().unwrap(), kv.value_str().unwrap()))
+        .collect();
+    assert_eq!(kvs, [("crate/a", "2"), ("crate/b", "3")]);
+    assert_eq!(got.kvs()[0].version(), 2);
+    assert_eq!(got.kvs()[0].create_revision(), rev);
+
+    let txn = Txn::new()
+        .when([Compare::value("crate/a", CompareOp::Equal, "2")])
+        .and_then([TxnOp::put("crate/a", "3", None)])
+        .or_else([TxnOp::get("crate/a", None)]);
+    assert!(client.txn(txn.clone()).await.unwrap().succeeded());
+    assert!(!client.txn(txn).await.unwrap().succeeded());
+
+    let d = client.delete("crate/b", None).await.unwrap();
+    assert_eq!(d.deleted(), 1);
+
+    let members = client.member_list().await.unwrap();
+    assert_eq!(members.members().len(), 3);
+    for m in members.members() {
+        assert!(c.names.iter().any(|n| n == m.name()), "{}", m.name());
+        assert_eq!(m.client_urls().len(), 1);
+    }
+    let status = client.status().await.unwrap();
+    assert_ne!(status.leader(), 0);
+    assert!(status.raft_term() >= 1);
+
+    // Kill the leader; a client on the other members keeps writing.
+    let leader = status.leader();
+    let leader_idx = members
+        .members()
+        .iter()
+        .find(|m| m.id() == leader)
+        .map(|m| c.names.iter().position(|n| n == m.name()).unwrap())
+        .unwrap();
+    c.kill(leader_idx);
+    let rest: Vec<String> = (0..3)
+        .filter(|&i| i != leader_idx)
+        .map(|i| c.endpoints[i].clone())
+        .collect();
+    let mut client = Client::connect(&rest, None).await.unwrap();
+    client.put("crate/after-kill", "ok", None).await.unwrap();
+    let got = client.get("crate/a", None).await.unwrap();
+    assert_eq!(got.kvs()[0].value(), b"3");
+}
