@@ -425,3 +425,58 @@ async fn without_a_quorum_writes_and_reads_fail_by_the_deadline() {
     assert!(r.kvs.is_empty());
     s.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_member_catches_up_by_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Ports {
+        peer: free_addrs(3),
+        client: free_addrs(3),
+    };
+    let mut servers = start_all(dir.path(), &p).await;
+    let l = leader(&servers).await;
+    let lag = (l + 1) % 3;
+    servers[lag].take().unwrap().stop().await.unwrap();
+
+    // 300 writes with snapshots every 100 entries: the leader compacts past what the stopped
+    // member has, so only a snapshot can bring it back.
+    let mut kv = KvClient::new(channel(p.client[l]).await);
+    for i in 0..300 {
+        kv.put(put(&format!("k{i:03}"), &i.to_string())).await.unwrap();
+    }
+    let leader_status = servers[l].as_ref().unwrap().handle().status();
+    assert!(leader_status.snapshot_index >= 200, "{leader_status:?}");
+
+    servers[lag] = Some(start(dir.path(), &p, lag).await);
+    let h = servers[lag].as_ref().unwrap().handle().clone();
+    let mut w = h.watch_status();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while w.borrow_and_update().applied < leader_status.commit {
+        assert!(
+            tokio::time::timeout_at(deadline, w.changed()).await.is_ok(),
+            "the lagging member did not catch up: {:?}",
+            h.status()
+        );
+    }
+    let st = h.status();
+    assert!(
+        st.snapshot_index >= 200,
+        "caught up through an installed snapshot: {st:?}"
+    );
+    let mut lkv = KvClient::new(channel(p.client[lag]).await);
+    let r = lkv
+        .range(pb::RangeRequest {
+            key: b"k".to_vec(),
+            range_end: b"l".to_vec(),
+            serializable: true,
+            count_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.count, 300, "every key is on the caught-up member");
+    for s in servers.into_iter().flatten() {
+        s.stop().await.unwrap();
+    }
+}
