@@ -442,6 +442,9 @@ fn failed(command: &str, key: &str, err: ClientError) -> anyhow::Error {
 }
 
 fn read_stdin() -> Result<Vec<u8>> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!("put: VALUE is missing (give it after KEY, or pipe it on standard input)");
+    }
     let mut value = Vec::new();
     std::io::stdin()
         .read_to_end(&mut value)

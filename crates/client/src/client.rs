@@ -31,7 +31,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::ClientConfig;
 use crate::endpoints::Endpoints;
-use crate::error::{classify, ClientError, Verdict};
+use crate::error::{classify, describe, ClientError, Verdict};
 use crate::keys::KeyRange;
 use crate::retry::{run, CallState, Stop};
 use crate::session::SessionPool;
@@ -244,6 +244,7 @@ impl Client {
     pub async fn status(&self, endpoint: &str) -> Result<StatusResponse, ClientError> {
         let target = self.inner.endpoints.lookup(endpoint)?;
         let timeout = self.inner.cfg.request_timeout;
+        let started = tokio::time::Instant::now();
         let mut maintenance = MaintenanceClient::new(target.channel.clone());
         let call = maintenance.status(timed(StatusRequest {}, timeout));
         let status = match tokio::time::timeout(timeout, call).await {
@@ -251,14 +252,14 @@ impl Client {
             Ok(Err(status)) => status,
             Err(_) => Status::deadline_exceeded(format!("no answer within {timeout:?}")),
         };
-        let last = format!("{}: {:?}: {}", target.url, status.code(), status.message());
+        let last = format!("{}: {}", target.url, describe(&status));
         match classify(status, false) {
             Verdict::Fail(err) => Err(err),
             Verdict::Retry { .. } | Verdict::SessionExpired => Err(ClientError::Unavailable {
                 tried: vec![target.url.to_string()],
                 last,
                 maybe_applied: false,
-                timeout,
+                elapsed: started.elapsed(),
             }),
         }
     }
@@ -295,12 +296,7 @@ impl Client {
     {
         let cfg = &self.inner.cfg;
         let mut state = CallState::new(cfg.request_timeout, cfg.attempt_timeout);
-        let mut attempt = attempt;
-        match run(&self.inner.endpoints, &mut state, false, |ch, budget| {
-            attempt(ch, budget)
-        })
-        .await
-        {
+        match run(&self.inner.endpoints, &mut state, false, attempt).await {
             Ok(reply) => Ok(reply.into_inner()),
             Err(Stop::Failed(err)) => Err(err),
             Err(Stop::SessionExpired(msg)) => Err(ClientError::SessionExpired(msg)),

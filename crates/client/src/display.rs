@@ -519,7 +519,7 @@ b2  node-2  http://127.0.0.1:22380  http://127.0.0.1:22379  *
             tried: vec!["http://b:2".into()],
             last: "http://b:2: Unavailable: tcp connect error".into(),
             maybe_applied: false,
-            timeout: Duration::from_secs(1),
+            elapsed: Duration::from_secs(1),
         };
         let rows = vec![
             ("http://a:1".to_string(), Ok(ok)),

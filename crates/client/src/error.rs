@@ -20,19 +20,20 @@ pub const LEADER_ENDPOINT_METADATA: &str = "raftkv-leader-endpoint";
 /// Why a call failed. Each variant carries what the caller needs to act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// No member served the call before the deadline. `tried` lists the endpoints attempted
-    /// (in order, each once), `last` the last failure seen. For a write, `maybe_applied` tells
-    /// whether an attempt may have reached a leader: when false, the write was certainly not
-    /// applied; when true, it may have been (once — never twice).
+    /// No member served the call before the deadline (or, for [`crate::Client::status`],
+    /// the one endpoint asked did not). `tried` lists the endpoints attempted (in order, each
+    /// once), `last` the last failure seen, `elapsed` how long the call tried. For a write,
+    /// `maybe_applied` tells whether an attempt may have reached a leader: when false, the
+    /// write was certainly not applied; when true, it may have been (once — never twice).
     #[error(
-        "no member served the request within {timeout:?} (tried {}); last error: {last}",
+        "no member served the request (tried {} for {elapsed:.1?}); last error: {last}",
         .tried.join(", ")
     )]
     Unavailable {
         tried: Vec<String>,
         last: String,
         maybe_applied: bool,
-        timeout: Duration,
+        elapsed: Duration,
     },
     /// The server refused the request as malformed (e.g. "etcdserver: key is not provided").
     /// Not retried, not applied.
@@ -77,18 +78,20 @@ pub(crate) enum Verdict {
 /// where `FailedPrecondition` means a session problem.
 pub(crate) fn classify(status: Status, session_write: bool) -> Verdict {
     match status.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Aborted => Verdict::Retry {
-            leader: leader_hint(&status),
-            maybe_sent: maybe_sent(&status),
-        },
-        // Locally made statuses (a broken connection, a reset stream) carry their cause as
-        // `source`; a status the server sent never does. The server saw nothing definite.
-        Code::Unknown | Code::Cancelled | Code::Internal if status.source().is_some() => {
+        // `Cancelled` is also what a tonic server answers when the gRPC timeout the client
+        // sent ran out: the server gave up, the outcome is unknown.
+        Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Cancelled => {
             Verdict::Retry {
-                leader: None,
-                maybe_sent: true,
+                leader: leader_hint(&status),
+                maybe_sent: maybe_sent(&status),
             }
         }
+        // Locally made statuses (a broken connection, a reset stream) carry their cause as
+        // `source`; a status the server sent never does. The server saw nothing definite.
+        Code::Unknown | Code::Internal if status.source().is_some() => Verdict::Retry {
+            leader: None,
+            maybe_sent: true,
+        },
         // etcd answers "request is too large" as INVALID_ARGUMENT; tonic's own size limit
         // answers RESOURCE_EXHAUSTED / OUT_OF_RANGE.
         Code::InvalidArgument | Code::ResourceExhausted | Code::OutOfRange
@@ -102,6 +105,24 @@ pub(crate) fn classify(status: Status, session_write: bool) -> Verdict {
         }
         _ => Verdict::Fail(ClientError::Status(status)),
     }
+}
+
+/// One line for a failed attempt: code, message, and the innermost local cause (e.g.
+/// "Unavailable: tcp connect error (Connection refused (os error 111))").
+pub(crate) fn describe(status: &Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut source = status.source();
+    let mut innermost = None;
+    while let Some(err) = source {
+        innermost = Some(err);
+        source = err.source();
+    }
+    if let Some(cause) = innermost.map(|e| e.to_string()) {
+        if !status.message().contains(&cause) {
+            text.push_str(&format!(" ({cause})"));
+        }
+    }
+    text
 }
 
 /// The server's message without etcd's `etcdserver: ` prefix.
@@ -171,17 +192,20 @@ mod tests {
 
     #[test]
     fn timeouts_are_retried() {
-        let verdict = classify(
+        for status in [
             Status::deadline_exceeded("etcdserver: request timed out"),
-            true,
-        );
-        assert!(matches!(
-            verdict,
-            Verdict::Retry {
-                maybe_sent: true,
-                ..
-            }
-        ));
+            Status::unavailable("etcdserver: request timed out"),
+            Status::cancelled("Timeout expired"),
+        ] {
+            let verdict = classify(status, true);
+            assert!(matches!(
+                verdict,
+                Verdict::Retry {
+                    maybe_sent: true,
+                    ..
+                }
+            ));
+        }
     }
 
     #[test]

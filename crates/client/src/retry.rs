@@ -22,7 +22,7 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::endpoints::Endpoints;
-use crate::error::{classify, ClientError, Verdict};
+use crate::error::{classify, describe, ClientError, Verdict};
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_millis(200);
@@ -40,7 +40,7 @@ pub(crate) enum Stop {
 /// write whose session expired, by the attempts with its fresh session).
 #[derive(Debug)]
 pub(crate) struct CallState {
-    timeout: Duration,
+    started: Instant,
     deadline: Instant,
     attempt_timeout: Duration,
     backoff: Duration,
@@ -56,7 +56,7 @@ impl CallState {
     /// A call that must end within `timeout` from now.
     pub fn new(timeout: Duration, attempt_timeout: Duration) -> CallState {
         CallState {
-            timeout,
+            started: Instant::now(),
             deadline: Instant::now() + timeout,
             attempt_timeout,
             backoff: BACKOFF_FIRST,
@@ -100,7 +100,7 @@ impl CallState {
             tried: self.tried.clone(),
             last: self.last.clone(),
             maybe_applied: write && self.maybe_sent,
-            timeout: self.timeout,
+            elapsed: self.started.elapsed(),
         }
     }
 }
@@ -129,7 +129,7 @@ where
                 Ok(Err(status)) => status,
                 Err(_elapsed) => Status::deadline_exceeded(format!("no answer within {budget:?}")),
             };
-        let text = format!("{:?}: {}", status.code(), status.message());
+        let text = describe(&status);
         match classify(status, write) {
             Verdict::Fail(err) => return Err(Stop::Failed(err)),
             Verdict::SessionExpired => {
