@@ -6,6 +6,7 @@
 //!   the member-to-member `Peer.Forward`);
 //! - [`api`]: propose/forward/read under a deadline, the retry rules, etcd's error texts;
 //! - [`convert`]: etcd protobuf messages to and from the `kv` crate's types;
+//! - [`strict`]: unary requests with a field the API does not define are refused, named;
 //! - [`members`]: the member table, member and cluster ids, advertised client URLs;
 //! - [`runtime`]: one driver loop per node (ticks, peer messages, client requests, WAL sync
 //!   reports → `Ready` handling → client answers) and the [`runtime::NodeHandle`] clients use;
@@ -21,6 +22,7 @@ pub mod members;
 pub mod runtime;
 pub mod server;
 pub mod services;
+pub mod strict;
 pub mod transport;
 pub mod wire;
 

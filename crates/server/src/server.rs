@@ -310,7 +310,15 @@ async fn serve_grpc(
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let s = services;
+    let schema = crate::strict::Schema::new(&[
+        "etcdserverpb.KV",
+        "etcdserverpb.Cluster",
+        "etcdserverpb.Maintenance",
+        "raftkv.v1.RaftKv",
+        "raftkv.peer.v1.Peer",
+    ]);
     tonic::transport::Server::builder()
+        .layer(crate::strict::StrictLayer::new(schema, message_bytes_max))
         .add_service(KvServer::new(s.clone()).max_decoding_message_size(message_bytes_max))
         .add_service(RaftKvServer::new(s.clone()).max_decoding_message_size(message_bytes_max))
         .add_service(ClusterServer::new(s.clone()))

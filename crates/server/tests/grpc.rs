@@ -331,6 +331,13 @@ async fn etcd_api_on_three_members() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
+    let e = put_with_unknown_field(p.client[f1]).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message()
+            .contains("unknown field 99 in etcdserverpb.PutRequest"),
+        "{e:?}"
+    );
     kv1.put(put("after-bad-input", "ok")).await.unwrap();
 
     // Status from every member agrees on the leader.
@@ -442,7 +449,9 @@ async fn a_lagging_member_catches_up_by_snapshot() {
     // member has, so only a snapshot can bring it back.
     let mut kv = KvClient::new(channel(p.client[l]).await);
     for i in 0..300 {
-        kv.put(put(&format!("k{i:03}"), &i.to_string())).await.unwrap();
+        kv.put(put(&format!("k{i:03}"), &i.to_string()))
+            .await
+            .unwrap();
     }
     let leader_status = servers[l].as_ref().unwrap().handle().status();
     assert!(leader_status.snapshot_index >= 200, "{leader_status:?}");
@@ -479,4 +488,25 @@ async fn a_lagging_member_catches_up_by_snapshot() {
     for s in servers.into_iter().flatten() {
         s.stop().await.unwrap();
     }
+}
+
+/// A PutRequest with a field etcd's API does not have (as a newer or buggy client may send).
+#[derive(Clone, PartialEq, prost::Message)]
+struct PutWithExtra {
+    #[prost(bytes = "vec", tag = "1")]
+    key: Vec<u8>,
+    #[prost(uint64, tag = "99")]
+    extra: u64,
+}
+
+async fn put_with_unknown_field(addr: SocketAddr) -> Result<pb::PutResponse, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel(addr).await);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<PutWithExtra, pb::PutResponse>::default();
+    let path = http::uri::PathAndQuery::from_static("/etcdserverpb.KV/Put");
+    let req = tonic::Request::new(PutWithExtra {
+        key: b"k".to_vec(),
+        extra: 7,
+    });
+    grpc.unary(req, path, codec).await.map(|r| r.into_inner())
 }
