@@ -26,8 +26,9 @@ pub enum ClientError {
     /// `maybe_applied` tells whether an attempt may have reached a leader: when false, the
     /// write was certainly not applied; when true, it may have been (once — never twice).
     #[error(
-        "no member served the request (tried {} for {elapsed:.1?}); last error: {last}",
-        .tried.join(", ")
+        "no member served the request (tried {} for {elapsed:.1?}); last error: {last}{}",
+        .tried.join(", "),
+        if *.maybe_applied { "; the write may have been applied" } else { "" }
     )]
     Unavailable {
         tried: Vec<String>,
@@ -206,6 +207,24 @@ mod tests {
                 }
             ));
         }
+    }
+
+    #[test]
+    fn unavailable_names_the_endpoints_and_whether_a_write_may_have_applied() {
+        let err = |maybe_applied| ClientError::Unavailable {
+            tried: vec!["http://a:1".into(), "http://b:2".into()],
+            last: "http://b:2: Unavailable: etcdserver: no leader".into(),
+            maybe_applied,
+            elapsed: Duration::from_millis(5000),
+        };
+        assert_eq!(
+            err(false).to_string(),
+            "no member served the request (tried http://a:1, http://b:2 for 5.0s); \
+             last error: http://b:2: Unavailable: etcdserver: no leader"
+        );
+        assert!(err(true)
+            .to_string()
+            .ends_with("; the write may have been applied"));
     }
 
     #[test]
