@@ -63,6 +63,8 @@ struct Inner {
     cluster_id: u64,
     me: NodeId,
     limits: ApiLimits,
+    /// Source address of forwarding connections (the client-listen IP when specific).
+    local_ip: Option<std::net::IpAddr>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
@@ -81,6 +83,7 @@ impl Api {
         members: Arc<Members>,
         cluster_id: u64,
         limits: ApiLimits,
+        local_ip: Option<std::net::IpAddr>,
     ) -> Api {
         let me = handle.status().id;
         Api {
@@ -90,6 +93,7 @@ impl Api {
                 cluster_id,
                 me,
                 limits,
+                local_ip,
                 channels: Mutex::new(HashMap::new()),
             }),
         }
@@ -225,6 +229,7 @@ impl Api {
         let ep = Endpoint::from_shared(url.to_string())
             .map_err(|e| Status::internal(format!("bad leader URL {url}: {e}")))?
             .connect_timeout(Duration::from_secs(1))
+            .local_address(self.inner.local_ip)
             .tcp_nodelay(true);
         let c = ep.connect_lazy();
         chans.insert(url.to_string(), c.clone());

@@ -269,6 +269,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             frame_bytes_max: cfg.frame_bytes_max,
             queue_msgs_max: cfg.peer_queue_msgs_max,
             attrs: cfg.advertise.encode(),
+            local_ip: Some(cfg.peer_listen.ip()).filter(|ip| !ip.is_unspecified()),
         };
         let stats = Arc::new(TransportStats::default());
         let cancel = CancellationToken::new();

@@ -244,6 +244,7 @@ impl Server {
                 request_timeout: cfg.request_timeout,
                 request_bytes_max: cfg.request_bytes_max,
             },
+            Some(client_addr.ip()).filter(|ip| !ip.is_unspecified()),
         );
         let cancel = node.stopped();
         let grpc = tokio::spawn(serve_grpc(

@@ -44,6 +44,10 @@ pub struct TransportConfig {
     pub queue_msgs_max: usize,
     /// This node's advertised attributes, encoded ([`Attrs::encode`]).
     pub attrs: Vec<u8>,
+    /// Source address of outgoing peer connections: the node's own peer-listen IP when it
+    /// listens on a specific one, so that traffic between two members is identifiable by
+    /// address (firewall rules, packet captures, the partition tests).
+    pub local_ip: Option<std::net::IpAddr>,
 }
 
 /// Counters for metrics and tests.
@@ -144,7 +148,7 @@ async fn run_sender(
     loop {
         let conn = tokio::select! {
             _ = cancel.cancelled() => return,
-            c = TcpStream::connect(&addr) => c,
+            c = dial(&addr, cfg.local_ip) => c,
         };
         let stream = match conn {
             Ok(s) => s,
@@ -186,6 +190,31 @@ async fn run_sender(
             }
         }
     }
+}
+
+async fn dial(addr: &str, local_ip: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(ip) = local_ip else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = None;
+    for remote in tokio::net::lookup_host(addr).await? {
+        let socket = match remote {
+            SocketAddr::V4(_) if ip.is_ipv4() => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) if ip.is_ipv6() => tokio::net::TcpSocket::new_v6()?,
+            _ => continue,
+        };
+        socket.bind(SocketAddr::new(ip, 0))?;
+        match socket.connect(remote).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("{addr} has no address of the family of {ip}"),
+        )
+    }))
 }
 
 async fn write_frame(w: &mut BufWriter<TcpStream>, frame: &[u8]) -> std::io::Result<()> {
