@@ -207,15 +207,19 @@ pub enum SortBy {
     Mod,
     /// Number of modifications since creation.
     Version,
+    /// The key's bytes.
     Key,
+    /// The value's bytes.
     Value,
 }
 
 /// `get --order`.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
+    /// Smallest first.
     #[value(alias = "ascend")]
     Asc,
+    /// Largest first.
     #[value(alias = "descend")]
     Desc,
 }
