@@ -302,9 +302,10 @@ mod tests {
         let ports: Vec<_> = l.iter().map(|m| (m.client_port, m.peer_port)).collect();
         assert_eq!(ports, vec![(2379, 2380), (22379, 22380), (32379, 32380)]);
         assert_eq!(l[2].name, "n3");
+        assert_eq!(layout(5, 2379).unwrap()[4].client_port, 52379);
         assert!(
-            layout(5, 9000).is_err(),
-            "62379+9000 does not fit in a port"
+            layout(5, 20000).is_err(),
+            "20000 + 50000 does not fit in a port"
         );
     }
 }

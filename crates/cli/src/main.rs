@@ -5,6 +5,8 @@
 //! Owns: the command tree, logging setup and exit codes. Must never: hold server or client
 //! logic (those live in `server` and `client`; this crate only parses and prints).
 
+mod bench;
+mod client_cmd;
 mod dev;
 mod serve;
 
@@ -59,6 +61,10 @@ enum Command {
         stay in --dir for the next run unless --fresh is given."
     )]
     Dev(dev::DevArgs),
+    /// Load-test any etcd v3 endpoint (raftkv or etcd): throughput and latency percentiles.
+    Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Client(client_cmd::ClientCommand),
 }
 
 fn init_logging() {
@@ -78,6 +84,8 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(a) => serve::run(*a).await,
         Command::Dev(a) => dev::run(a).await,
+        Command::Bench(a) => bench::run(a).await,
+        Command::Client(c) => client_cmd::run(c).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

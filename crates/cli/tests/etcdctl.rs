@@ -102,7 +102,14 @@ fn etcdctl_speaks_to_raftkv_dev() {
         1,
         "exactly one leader: {status}"
     );
-    let (success, _, health) = etcdctl(&eps, &["endpoint", "health"], None);
+    // `--cluster` dials each member's advertised client URL (etcd 3.4 then sends the whole
+    // URL as HTTP/2 :authority; see third_party/README.md).
+    let cluster = ok(&c.endpoints[0], &["endpoint", "status", "--cluster"]);
+    assert_eq!(cluster.lines().count(), 3, "{cluster}");
+    for ep in &c.endpoints {
+        assert!(cluster.contains(&format!("http://{ep}, ")), "{cluster}");
+    }
+    let (success, _, health) = etcdctl(&eps, &["endpoint", "health", "--cluster"], None);
     assert!(success, "{health}");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
 
