@@ -1,0 +1,85 @@
+//! raftkv's own client commands (over the `client` library) against a `raftkv dev` cluster:
+//! put/get/append/del in both output modes, members and status, and a SIGKILLed member that
+//! `status` reports while writes keep working.
+
+mod common;
+use common::DevCluster;
+use std::process::Command;
+
+fn raftkv(eps: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(args)
+        .arg(format!("--endpoints={eps}"))
+        .env_remove("RAFTKV_ENDPOINTS")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(eps: &str, args: &[&str]) -> String {
+    let (success, out, err) = raftkv(eps, args);
+    assert!(success, "raftkv {args:?} failed: {err}");
+    out
+}
+
+#[test]
+fn client_commands_against_raftkv_dev() {
+    let c = DevCluster::start(1679, 3);
+    let eps = c.endpoints_arg();
+    assert_eq!(ok(&eps, &["put", "greeting", "hello"]).trim(), "OK");
+    assert_eq!(ok(&eps, &["get", "greeting"]), "greeting\nhello\n");
+    ok(&eps, &["append", "log", "a;"]);
+    let out = ok(&eps, &["append", "log", "b;"]);
+    assert!(out.contains('4'), "the new length is printed: {out}");
+    assert_eq!(ok(&eps, &["get", "log"]), "log\na;b;\n");
+    let json = ok(&eps, &["get", "log", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["kvs"][0]["value"], "YTtiOw==", "{json}"); // base64 of "a;b;"
+    assert_eq!(v["kvs"][0]["version"], 2, "{json}");
+    for i in 0..3 {
+        ok(&eps, &["put", &format!("p/{i}"), "x"]);
+    }
+    assert_eq!(
+        ok(&eps, &["get", "p/", "--prefix", "--keys-only"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["p/0", "p/1", "p/2"]
+    );
+    assert_eq!(ok(&eps, &["del", "p/", "--prefix"]).trim(), "3");
+
+    let members = ok(&eps, &["members"]);
+    for (name, ep) in c.names.iter().zip(&c.endpoints) {
+        let line = members.lines().find(|l| l.contains(name.as_str())).unwrap();
+        assert!(line.contains(ep.as_str()), "{members}");
+    }
+    assert_eq!(
+        members.matches('*').count(),
+        1,
+        "one leader marked: {members}"
+    );
+    let status = ok(&eps, &["status"]);
+    assert_eq!(status.lines().count(), 4, "header + 3 rows: {status}");
+
+    // A dead member: status names it and fails; writes go on through the others.
+    c.kill(0);
+    let (success, out, err) = raftkv(&eps, &["status"]);
+    assert!(
+        !success,
+        "status fails when a member does not answer: {out}"
+    );
+    assert!(
+        err.contains(&c.endpoints[0]) || out.contains(&c.endpoints[0]),
+        "{out}{err}"
+    );
+    assert_eq!(ok(&eps, &["put", "after-kill", "yes"]).trim(), "OK");
+    assert_eq!(ok(&eps, &["get", "after-kill"]), "after-kill\nyes\n");
+
+    // Bad input: a clear error, nonzero exit.
+    let (success, _, err) = raftkv(&eps, &["put", "", "v"]);
+    assert!(!success);
+    assert!(err.contains("key is not provided"), "{err}");
+}
