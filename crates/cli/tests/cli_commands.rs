@@ -83,3 +83,23 @@ fn client_commands_against_raftkv_dev() {
     assert!(!success);
     assert!(err.contains("key is not provided"), "{err}");
 }
+
+#[test]
+fn dev_stops_on_ctrl_c_and_keeps_its_data_for_the_next_run() {
+    let c = DevCluster::start(1779, 3);
+    let eps = c.endpoints_arg();
+    assert_eq!(ok(&eps, &["put", "kept", "across-runs"]).trim(), "OK");
+    let pids = c.pids.clone();
+    let (clean, dir) = c.interrupt();
+    assert!(clean, "raftkv dev exits 0 on SIGINT");
+    for pid in pids {
+        // SAFETY: probing (signal 0) a pid that was our grandchild.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        assert!(!alive, "member {pid} stopped with raftkv dev");
+    }
+    let c = DevCluster::start_in(dir, 1779, 3, false);
+    assert_eq!(
+        ok(&c.endpoints_arg(), &["get", "kept"]),
+        "kept\nacross-runs\n"
+    );
+}

@@ -23,9 +23,23 @@ impl DevCluster {
     /// Start `members` members with client ports from `base_port` (see `raftkv dev --help`)
     /// and wait until the cluster reports a leader.
     pub fn start(base_port: u16, members: u16) -> DevCluster {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
-            .args(["dev", "--fresh", "--members", &members.to_string()])
+        Self::start_in(tempfile::tempdir().unwrap(), base_port, members, true)
+    }
+
+    /// Start in `dir` (its `cluster` subdirectory), keeping earlier data unless `fresh`.
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        base_port: u16,
+        members: u16,
+        fresh: bool,
+    ) -> DevCluster {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_raftkv"));
+        cmd.arg("dev");
+        if fresh {
+            cmd.arg("--fresh");
+        }
+        let mut child = cmd
+            .args(["--members", &members.to_string()])
             .args(["--base-port", &base_port.to_string()])
             .arg("--dir")
             .arg(dir.path().join("cluster"))
@@ -83,21 +97,36 @@ impl DevCluster {
     }
 }
 
-impl Drop for DevCluster {
-    fn drop(&mut self) {
+impl DevCluster {
+    /// Stop like a user's Ctrl-C; returns whether `raftkv dev` exited successfully, and the
+    /// directory (data kept).
+    pub fn interrupt(mut self) -> (bool, tempfile::TempDir) {
+        let ok = self.stop();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (ok, dir)
+    }
+
+    fn stop(&mut self) -> bool {
         // SAFETY: signalling our own child.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGINT);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
