@@ -28,6 +28,8 @@
 #   --results DIR     where the JSON goes (default target/compare-etcd/<timestamp>)
 #   --skip-build      use target/release/raftkv as it is
 #   --keep-data       keep the clusters' data directories (printed at the end)
+#   --no-perf         do not count the servers' fsync/fdatasync calls and syscalls with
+#                     `perf stat` (on by default when perf and its syscall tracepoints work)
 #   --summarize DIR   print the table of an earlier run and exit
 #
 # Matrix (256 B values, 10,000 keys, prefilled once per cluster before the first run):
@@ -57,6 +59,8 @@ CELLS_WANTED=""
 RESULTS=""
 SKIP_BUILD=0
 KEEP_DATA=0
+PERF=1
+PERF_EVENTS="syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,raw_syscalls:sys_enter,context-switches"
 
 ETCD_PORTS=(12379 12479 12579)
 # Below the kernel's ephemeral range (32768+), so no client socket can hold one.
@@ -109,6 +113,7 @@ while [ $# -gt 0 ]; do
     --results) RESULTS="$2"; shift 2 ;;
     --skip-build) SKIP_BUILD=1; shift ;;
     --keep-data) KEEP_DATA=1; shift ;;
+    --no-perf) PERF=0; shift ;;
     --summarize) summarize "$2"; exit 0 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -143,6 +148,11 @@ case "$(uname -m)" in
   *) export ETCD_UNSUPPORTED_ARCH="$(uname -m)" ;;
 esac
 
+if [ "$PERF" -eq 1 ] && ! perf stat -e "$PERF_EVENTS" true >/dev/null 2>&1; then
+  log "perf stat cannot count syscall tracepoints here; running without fsync counts"
+  PERF=0
+fi
+
 # --- ports ----------------------------------------------------------------------------------
 
 port_busy() {
@@ -174,6 +184,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/compare-etcd.XXXXXX")"
 ETCD_PIDS=()
 RAFTKV_DEV_PID=""
 RAFTKV_PIDS=()
+PERF_PID=""
 
 stop_pid() { # pid signal
   kill "-$2" "$1" 2>/dev/null || return 0
@@ -187,6 +198,7 @@ stop_pid() { # pid signal
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  if [ -n "$PERF_PID" ]; then stop_pid "$PERF_PID" INT; fi
   if [ -n "$RAFTKV_DEV_PID" ]; then stop_pid "$RAFTKV_DEV_PID" INT; fi
   for pid in "${RAFTKV_PIDS[@]}"; do stop_pid "$pid" TERM; done
   for pid in "${ETCD_PIDS[@]}"; do stop_pid "$pid" TERM; done
@@ -275,6 +287,11 @@ run_cell() {
   local base="$RESULTS/$sys-$cell-r$round" before after load
   load="$(cut -d' ' -f1 /proc/loadavg)"
   before="$(cpu_seconds "${pids[@]}")"
+  if [ "$PERF" -eq 1 ]; then
+    perf stat -x, -e "$PERF_EVENTS" -o "$base.perf.csv" -p "$(IFS=,; echo "${pids[*]}")" \
+      </dev/null >/dev/null 2>&1 &
+    PERF_PID=$!
+  fi
   local TIMEFORMAT='%R %U %S'
   # shellcheck disable=SC2086 # CELL_ARGS entries are word lists on purpose
   { time "$RAFTKV" bench --endpoints "$endpoints" ${CELL_ARGS[$cell]} --no-prefill \
@@ -284,6 +301,11 @@ run_cell() {
     die "bench $sys $cell round $round failed"
   }
   after="$(cpu_seconds "${pids[@]}")"
+  if [ -n "$PERF_PID" ]; then
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    PERF_PID=""
+  fi
   read -r wall user sys_t <"$base.time"
   printf '{"system":"%s","cell":"%s","round":%s,"load1_before":%s,"server_cpu_s":%s,"bench_cpu_s":%s,"bench_wall_s":%s}\n' \
     "$sys" "$cell" "$round" "$load" \

@@ -38,8 +38,32 @@ def load(results):
         run = json.loads(path.read_text())
         cpu = path.with_name(path.name[: -len(".json")] + ".cpu.json")
         run["cpu"] = json.loads(cpu.read_text()) if cpu.exists() else {}
+        perf = path.with_name(path.name[: -len(".json")] + ".perf.csv")
+        run["perf"] = read_perf(perf) if perf.exists() else {}
         runs.setdefault((cell, rnd), {})[system] = run
     return runs
+
+
+def read_perf(path):
+    """`perf stat -x,` output → {event: count}."""
+    counts = {}
+    for line in path.read_text().splitlines():
+        f = line.split(",")
+        if len(f) >= 3 and f[0].strip().isdigit():
+            counts[f[2]] = int(f[0])
+    return counts
+
+
+def per_op(run, event):
+    """Servers' `event` count per successful request, warmup included (perf ran as long)."""
+    count = run["perf"].get(event)
+    ops = run["ops"] + run.get("warmup_ops", 0)
+    return None if count is None or ops == 0 else count / ops
+
+
+def fsyncs_per_op(run):
+    parts = [per_op(run, "syscalls:sys_enter_" + e) for e in ("fdatasync", "fsync")]
+    return None if None in parts else sum(parts)
 
 
 def med(xs):
@@ -82,6 +106,8 @@ def cell_rows(runs):
                 for p in pairs
                 if p[s]["cpu"].get("bench_wall_s")
             )
+            row[s + "_fsync"] = med(fsyncs_per_op(p[s]) for p in pairs)
+            row[s + "_syscalls"] = med(per_op(p[s], "raw_syscalls:sys_enter") for p in pairs)
             row["errors"] += sum(p[s]["errors"] for p in pairs)
         row["tput"] = med(
             p["raftkv"]["throughput_ops_s"] / p["etcd"]["throughput_ops_s"]
@@ -119,6 +145,19 @@ def table(rows):
     return "\n".join(out)
 
 
+def counters(rows):
+    out = [
+        "| cell | fsyncs/op etcd | fsyncs/op raftkv | syscalls/op etcd | syscalls/op raftkv |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for cell, r in rows.items():
+        out.append(
+            f"| {cell} | {fmt(r['etcd_fsync'], '.3f')} | {fmt(r['raftkv_fsync'], '.3f')} "
+            f"| {fmt(r['etcd_syscalls'], '.1f')} | {fmt(r['raftkv_syscalls'], '.1f')} |"
+        )
+    return "\n".join(out)
+
+
 def goals(rows):
     out = []
     for cell, metric, cmp, bound, text in GOALS:
@@ -144,6 +183,11 @@ def main():
     print()
     print(table(rows))
     print()
+    if any(r["etcd_fsync"] is not None for r in rows.values()):
+        print("Servers (all 3 members) per successful request, from `perf stat`:")
+        print()
+        print(counters(rows))
+        print()
     print(goals(rows))
     (results / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -329,8 +329,10 @@ impl Client {
             if let Ok(Ok(Some(txn))) = &outcome {
                 self.cas_cache().learn(n, txn);
             }
-            if slot == Slot::Counted {
-                self.count(&mut tally, kind, outcome, latency, issued + latency);
+            match slot {
+                Slot::Counted => self.count(&mut tally, kind, outcome, latency, issued + latency),
+                _ if matches!(outcome, Ok(Ok(_))) => tally.warmup_ops += 1,
+                _ => {}
             }
         }
     }

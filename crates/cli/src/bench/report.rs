@@ -38,6 +38,9 @@ pub struct Tally {
     /// Txns whose compare held (the put ran) and whose compare failed (the read ran).
     pub txn_succeeded: u64,
     pub txn_failed_compare: u64,
+    /// Successful warmup requests (not in any other number; lets a caller relate server-side
+    /// counters taken over the whole run to requests).
+    pub warmup_ops: u64,
     /// When the last counted request (successful or not) returned.
     pub last_done: Option<Instant>,
 }
@@ -52,6 +55,7 @@ impl Default for Tally {
             writes: 0,
             txn_succeeded: 0,
             txn_failed_compare: 0,
+            warmup_ops: 0,
             last_done: None,
         }
     }
@@ -83,6 +87,7 @@ impl Tally {
         self.writes += other.writes;
         self.txn_succeeded += other.txn_succeeded;
         self.txn_failed_compare += other.txn_failed_compare;
+        self.warmup_ops += other.warmup_ops;
         self.last_done = self.last_done.max(other.last_done);
     }
 }
@@ -129,6 +134,7 @@ pub struct Report {
     pub writes: u64,
     pub txn_succeeded: u64,
     pub txn_failed_compare: u64,
+    pub warmup_ops: u64,
     pub elapsed: Duration,
     pub throughput_ops_per_s: f64,
     pub latency_us: Latency,
@@ -163,6 +169,7 @@ impl Report {
             writes: all.writes,
             txn_succeeded: all.txn_succeeded,
             txn_failed_compare: all.txn_failed_compare,
+            warmup_ops: all.warmup_ops,
             elapsed,
             throughput_ops_per_s: if secs > 0.0 {
                 all.ops as f64 / secs
@@ -198,6 +205,7 @@ impl Report {
             "writes": self.writes,
             "txn_succeeded": self.txn_succeeded,
             "txn_failed_compare": self.txn_failed_compare,
+            "warmup_ops": self.warmup_ops,
             "elapsed_s": self.elapsed.as_secs_f64(),
             "throughput_ops_s": self.throughput_ops_per_s,
             "latency_us": {
@@ -314,6 +322,7 @@ mod tests {
         b.error("Unavailable");
         b.error("Unavailable");
         b.error("DeadlineExceeded");
+        b.warmup_ops = 7;
         b.last_done = Some(start + Duration::from_secs(2));
         Measured {
             window_start: start,
@@ -327,6 +336,7 @@ mod tests {
         assert_eq!((r.ops, r.errors, r.writes), (200, 3, 200));
         assert_eq!(r.errors_by_code["Unavailable"], 2);
         assert_eq!(r.errors_by_code["DeadlineExceeded"], 1);
+        assert_eq!(r.warmup_ops, 7, "warmup requests are kept apart");
         assert_eq!(r.elapsed, Duration::from_secs(2), "until the last response");
         assert!((r.throughput_ops_per_s - 100.0).abs() < 1e-9);
         let l = r.latency_us;
@@ -386,6 +396,7 @@ mod tests {
             "writes",
             "txn_succeeded",
             "txn_failed_compare",
+            "warmup_ops",
             "elapsed_s",
             "throughput_ops_s",
             "latency_us",
@@ -396,6 +407,7 @@ mod tests {
         assert_eq!(j["ops"], 200);
         assert_eq!(j["errors"], 3);
         assert_eq!(j["errors_by_code"]["Unavailable"], 2);
+        assert_eq!(j["warmup_ops"], 7);
         assert_eq!(j["duration_s"], 10.0);
         assert!(j["total"].is_null());
         assert_eq!(j["read_ratio"], 0.9);
