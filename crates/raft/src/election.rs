@@ -141,7 +141,7 @@ impl Raft {
         let next = self.log.last_index().next();
         let inflight = self.cfg.inflight_msgs_max;
         self.progress = self
-            .peers()
+            .replication_peers()
             .into_iter()
             .map(|p| (p, Progress::new(next, inflight)))
             .collect();

@@ -64,3 +64,34 @@ pub enum CompactError {
     #[error("index {index:?} is already compacted (snapshot at {snapshot:?})")]
     AlreadyCompacted { index: LogIndex, snapshot: LogIndex },
 }
+
+/// Why a membership change was refused. Nothing was appended.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ConfChangeError {
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<NodeId> },
+    #[error("a leadership transfer is in progress")]
+    TransferInProgress,
+    #[error("the leader has not yet committed an entry of its term; retry shortly")]
+    LeaderNotReady,
+    #[error(
+        "the membership change at index {index:?} has not committed yet; one change at a time"
+    )]
+    ChangeInProgress { index: LogIndex },
+    #[error("{0:?} is already a member")]
+    AlreadyMember(NodeId),
+    #[error("{0:?} is not a member")]
+    NotMember(NodeId),
+    #[error("{0:?} is not a learner")]
+    NotLearner(NodeId),
+    #[error("learner {id:?} is behind (matched {matched:?} of {committed:?} committed); promote it once it has caught up")]
+    LearnerBehind {
+        id: NodeId,
+        matched: LogIndex,
+        committed: LogIndex,
+    },
+    #[error("{0:?} is the last voter; a cluster needs one")]
+    LastVoter(NodeId),
+    #[error("node id 0 is reserved")]
+    InvalidId,
+}

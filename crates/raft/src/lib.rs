@@ -2,19 +2,20 @@
 //! written sans-I/O in the etcd-raft / raft-rs model.
 //!
 //! The core owns terms, roles, the in-memory log, votes, replication progress, snapshots,
-//! ReadIndex and leadership transfer. It never touches a clock, a thread, a socket, a file or
+//! ReadIndex, leadership transfer and membership changes (one server at a time, learners). It never touches a clock, a thread, a socket, a file or
 //! an unseeded RNG: time is `tick()`, input is `step(message)`, and everything to do comes back
 //! as a [`Ready`] batch.
 //!
 //! Module map:
-//! - [`types`]: typed ids, entries, hard state, snapshots, configuration;
+//! - [`types`]: typed ids, entries, hard state, snapshots, configuration (voters and
+//!   learners) and [`ConfChange`];
 //! - [`message`]: the RPCs as enums;
 //! - [`config`]: timing, switches, limits, seed;
 //! - [`ready`]: the output batch and roles;
 //! - `log`: the in-memory log and what is stable/applied;
 //! - `progress`: per-follower replication state and in-flight windows;
 //! - `node`: the [`Raft`] state machine (dispatch by role), with `election`, `replication`,
-//!   `snapshot`, `read_only` and `transfer` handlers beside it.
+//!   `snapshot`, `read_only`, `transfer` and `membership` handlers beside it.
 //!
 //! The driver loop (persist → send → apply → advance):
 //!
@@ -49,6 +50,7 @@ pub mod types;
 
 mod election;
 mod log;
+mod membership;
 mod node;
 mod progress;
 mod read_only;
@@ -58,7 +60,7 @@ mod snapshot;
 mod transfer;
 
 pub use config::Config;
-pub use error::{CompactError, Error, ProposeError, ReadError, TransferError};
+pub use error::{CompactError, ConfChangeError, Error, ProposeError, ReadError, TransferError};
 pub use message::{
     AppendOutcome, AppendRequest, AppendResponse, ConflictHint, Message, MessageBody,
     SnapshotChunk, SnapshotResponse, VoteRequest, VoteResponse,
@@ -66,6 +68,6 @@ pub use message::{
 pub use node::{InitialState, Raft, Status};
 pub use ready::{ReadFailure, ReadState, Ready, Role, SoftState};
 pub use types::{
-    Configuration, Entry, EntryId, EntryKind, HardState, LogIndex, NodeId, Snapshot, SnapshotMeta,
-    Term,
+    ConfChange, Configuration, Entry, EntryId, EntryKind, HardState, LogIndex, NodeId, Snapshot,
+    SnapshotMeta, Term,
 };

@@ -70,7 +70,11 @@ pub struct Raft {
     pub(crate) role: Role,
     pub(crate) log: RaftLog,
     pub(crate) conf: Configuration,
-    /// Leader only: one entry per other voter.
+    /// Index of the configuration entry `conf` comes from (0: snapshot or bootstrap).
+    pub(crate) pending_conf_index: LogIndex,
+    /// The configuration when neither the log nor a snapshot has one.
+    pub(crate) bootstrap_conf: Configuration,
+    /// Leader only: one entry per other member (voters and learners).
     pub(crate) progress: BTreeMap<NodeId, Progress>,
     /// Candidate/pre-candidate: votes received this round.
     pub(crate) votes: BTreeMap<NodeId, bool>,
@@ -113,7 +117,8 @@ impl Raft {
         let mut last_term = base.term;
         let mut conf = snapshot
             .as_ref()
-            .map_or(boot_conf, |s| s.meta.config.clone());
+            .map_or(boot_conf.clone(), |s| s.meta.config.clone());
+        let mut conf_index = LogIndex(0);
         for e in &entries {
             if e.index != expect {
                 return Err(Error::Corrupt(
@@ -125,6 +130,7 @@ impl Raft {
             }
             if e.kind == EntryKind::Config {
                 conf = Configuration::decode(&e.data)?;
+                conf_index = e.index;
             }
             expect = expect.next();
             last_term = e.term;
@@ -151,6 +157,8 @@ impl Raft {
             role: Role::Follower,
             log,
             conf,
+            pending_conf_index: conf_index,
+            bootstrap_conf: boot_conf,
             progress: BTreeMap::new(),
             votes: BTreeMap::new(),
             election_elapsed: 0,
@@ -453,7 +461,7 @@ impl Raft {
         let snapshot = Snapshot {
             meta: SnapshotMeta {
                 last: EntryId::new(term, index),
-                config: self.conf.clone(),
+                config: self.conf_at(index).0,
             },
             data,
         };
@@ -465,6 +473,7 @@ impl Raft {
 
     pub fn has_ready(&self) -> bool {
         self.pending_broadcast
+            || self.removed_and_committed()
             || self.pending_read_round
             || !self.msgs.is_empty()
             || !self.msgs_after_persist.is_empty()
@@ -478,6 +487,7 @@ impl Raft {
     }
 
     pub fn ready(&mut self) -> Ready {
+        self.step_down_if_removed();
         if self.pending_broadcast {
             self.pending_broadcast = false;
             self.broadcast_append();
@@ -605,6 +615,11 @@ impl Raft {
 
     pub(crate) fn is_voter(&self) -> bool {
         self.conf.contains(self.id)
+    }
+
+    /// Every other member (voters and learners): whom a leader replicates to.
+    pub(crate) fn replication_peers(&self) -> Vec<NodeId> {
+        self.conf.members().filter(|&m| m != self.id).collect()
     }
 
     /// Other voters.

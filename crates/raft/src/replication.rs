@@ -37,11 +37,12 @@ impl Raft {
         }
     }
 
-    /// Counts voters heard from since the last check (and resets the marks).
+    /// Counts voters heard from since the last check (and resets the marks; learners are
+    /// marked too but never counted).
     fn quorum_recently_active(&mut self) -> bool {
         let mut active = usize::from(self.is_voter());
-        for pr in self.progress.values_mut() {
-            active += usize::from(pr.recent_active);
+        for (id, pr) in self.progress.iter_mut() {
+            active += usize::from(pr.recent_active && self.conf.contains(*id));
             pr.recent_active = false;
         }
         active >= self.conf.quorum()
@@ -173,6 +174,10 @@ impl Raft {
                 why: "entries do not follow prev",
             });
         }
+        Raft::check_conf_entries(&req.entries).map_err(|_| Error::InvalidMessage {
+            from,
+            why: "undecodable configuration entry",
+        })?;
         let committed = self.log.committed;
         let outcome = if req.prev.index < committed {
             // Everything up to our commit index matches any leader's log (§5.4).
@@ -210,8 +215,17 @@ impl Raft {
         entries: Vec<crate::Entry>,
         leader_commit: LogIndex,
     ) -> AppendOutcome {
+        // The configuration may change if a configuration entry arrives, or if a suffix that
+        // may be truncated holds the current one.
+        let conf_may_change = entries.iter().any(|e| e.kind == crate::EntryKind::Config)
+            || entries
+                .first()
+                .is_some_and(|e| e.index <= self.pending_conf_index);
         match self.log.try_append(prev, entries) {
             Some(last_new) => {
+                if conf_may_change {
+                    self.refresh_conf();
+                }
                 self.log.commit_to(leader_commit.min(last_new));
                 AppendOutcome::Accepted {
                     match_index: last_new,

@@ -108,9 +108,8 @@ impl Raft {
     }
 
     fn install_snapshot(&mut self, snapshot: Snapshot) {
-        let conf = snapshot.meta.config.clone();
         if self.log.install(snapshot) {
-            self.conf = conf;
+            self.refresh_conf();
         }
     }
 

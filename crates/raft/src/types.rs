@@ -153,45 +153,115 @@ pub struct HardState {
     pub commit: LogIndex,
 }
 
-/// The voters of the cluster. Quorum = majority of `voters`. Learners and joint consensus
-/// arrive with membership changes; nothing in the core assumes a fixed peer list.
+/// The members of the cluster: `voters` elect leaders and make up every quorum (a majority
+/// of `voters`); `learners` receive the log and snapshots but neither vote nor count.
 #[derive(Clone, PartialEq, Eq, Default, Debug)]
 pub struct Configuration {
     pub voters: BTreeSet<NodeId>,
+    pub learners: BTreeSet<NodeId>,
 }
 
+/// First byte of an encoded configuration that has learners (see [`Configuration::encode`]).
+const CONF_FORMAT_WITH_LEARNERS: u8 = 1;
+
 impl Configuration {
+    /// Voters only.
     pub fn new(voters: impl IntoIterator<Item = NodeId>) -> Self {
         Configuration {
             voters: voters.into_iter().collect(),
+            learners: BTreeSet::new(),
+        }
+    }
+    pub fn with_learners(
+        voters: impl IntoIterator<Item = NodeId>,
+        learners: impl IntoIterator<Item = NodeId>,
+    ) -> Self {
+        Configuration {
+            voters: voters.into_iter().collect(),
+            learners: learners.into_iter().collect(),
         }
     }
     /// Number of votes that make a majority.
     pub fn quorum(&self) -> usize {
         self.voters.len() / 2 + 1
     }
+    /// Whether `id` is a voter.
     pub fn contains(&self, id: NodeId) -> bool {
         self.voters.contains(&id)
     }
-    /// Encode as bytes (for `EntryKind::Config` payloads and snapshot metadata).
+    pub fn is_learner(&self, id: NodeId) -> bool {
+        self.learners.contains(&id)
+    }
+    /// Voter or learner.
+    pub fn is_member(&self, id: NodeId) -> bool {
+        self.contains(id) || self.is_learner(id)
+    }
+    /// Every voter and learner, in id order.
+    pub fn members(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.voters.union(&self.learners).copied()
+    }
+    /// Encode as bytes (for `EntryKind::Config` payloads and snapshot metadata). Without
+    /// learners: the voter ids, 8 bytes each (little endian) — the original format, so every
+    /// voters-only configuration keeps its bytes. With learners: `[1][voters: u32 LE][voter
+    /// ids][learner ids]` (length ≡ 5 mod 8, so the two never collide).
     pub fn encode(&self) -> Bytes {
-        let mut v = Vec::with_capacity(8 * self.voters.len());
-        for id in &self.voters {
+        let ids = 8 * (self.voters.len() + self.learners.len());
+        let mut v = Vec::with_capacity(5 + ids);
+        if !self.learners.is_empty() {
+            v.push(CONF_FORMAT_WITH_LEARNERS);
+            v.extend_from_slice(&(self.voters.len() as u32).to_le_bytes());
+        }
+        for id in self.voters.iter().chain(&self.learners) {
             v.extend_from_slice(&id.0.to_le_bytes());
         }
         Bytes::from(v)
     }
     /// Decode what `encode` produced.
     pub fn decode(b: &[u8]) -> Result<Self, crate::Error> {
-        if !b.len().is_multiple_of(8) {
+        let ids = |b: &[u8]| -> Vec<NodeId> {
+            b.chunks_exact(8)
+                .map(|c| NodeId(u64::from_le_bytes(c.try_into().expect("8 bytes"))))
+                .collect()
+        };
+        if b.len().is_multiple_of(8) {
+            return Ok(Configuration::new(ids(b)));
+        }
+        if b.len() % 8 != 5 || b[0] != CONF_FORMAT_WITH_LEARNERS {
             return Err(crate::Error::Corrupt(
-                "configuration length not a multiple of 8",
+                "configuration bytes of an unknown format",
             ));
         }
-        Ok(Configuration::new(b.chunks_exact(8).map(|c| {
-            NodeId(u64::from_le_bytes(c.try_into().expect("8 bytes")))
-        })))
+        let n = u32::from_le_bytes(b[1..5].try_into().expect("4 bytes")) as usize;
+        let all = ids(&b[5..]);
+        if n > all.len() {
+            return Err(crate::Error::Corrupt(
+                "configuration voter count beyond its ids",
+            ));
+        }
+        let conf = Configuration::with_learners(all[..n].iter().copied(), all[n..].iter().copied());
+        if conf.voters.len() != n
+            || conf.learners.len() != all.len() - n
+            || conf.voters.intersection(&conf.learners).next().is_some()
+        {
+            return Err(crate::Error::Corrupt("configuration lists a member twice"));
+        }
+        Ok(conf)
     }
+}
+
+/// One single-server membership change (dissertation §4.1): a configuration differs from
+/// the previous one by at most one voter, so any two consecutive majorities overlap.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ConfChange {
+    /// A new non-voting member that receives the log (then [`ConfChange::PromoteLearner`]).
+    AddLearner(NodeId),
+    /// A new voter, directly.
+    AddVoter(NodeId),
+    /// Make a caught-up learner a voter.
+    PromoteLearner(NodeId),
+    /// Remove a voter or learner (possibly the leader itself, which then steps down once
+    /// the change commits).
+    Remove(NodeId),
 }
 
 /// Metadata of a snapshot: the last entry it covers and the configuration at that point.

@@ -131,6 +131,28 @@ impl Net {
         panic!("no leader elected");
     }
 
+    /// Start a new, empty node `id` that knows the cluster as `conf` (what an operator gives
+    /// a joining member).
+    fn add_node(&mut self, id: u64, conf: Configuration) {
+        let raft = Raft::new(cfg(id), InitialState::bootstrap(conf)).unwrap();
+        let node = Node {
+            raft,
+            applied: vec![],
+            reads: vec![],
+            read_failures: vec![],
+        };
+        self.nodes.insert(NodeId(id), node);
+    }
+
+    /// Propose `n` commands on the leader and let them commit everywhere reachable.
+    fn write(&mut self, n: usize) {
+        let l = self.leader().expect("a leader");
+        for i in 0..n {
+            self.raft(l).propose(Bytes::from(format!("w{i}"))).unwrap();
+        }
+        self.tick_all(3);
+    }
+
     fn raft(&mut self, id: NodeId) -> &mut Raft {
         &mut self.nodes.get_mut(&id).unwrap().raft
     }
@@ -288,4 +310,252 @@ fn snapshot_catches_up_lagging_follower() {
         net.raft(f).snapshot().unwrap().data,
         Bytes::from_static(b"state")
     );
+}
+
+fn voters(ids: &[u64]) -> BTreeSet<NodeId> {
+    ids.iter().map(|&i| NodeId(i)).collect()
+}
+
+#[test]
+fn learner_catches_up_is_promoted_and_a_voter_is_removed_one_change_at_a_time() {
+    // §4.1: grow 3 → 4 through a learner, then shrink back to 3 by removing a voter.
+    let mut net = Net::new(3);
+    let l = net.elect();
+    net.write(40);
+    net.add_node(
+        4,
+        Configuration::with_learners(voters(&[1, 2, 3]), [NodeId(4)]),
+    );
+    net.raft(l)
+        .propose_conf_change(ConfChange::AddLearner(NodeId(4)))
+        .unwrap();
+    net.tick_all(5);
+    assert_eq!(
+        net.nodes[&NodeId(4)].applied.len(),
+        40,
+        "the learner received the log"
+    );
+    assert!(net.raft(NodeId(4)).configuration().is_learner(NodeId(4)));
+
+    // A learner never counts: with it cut off and one voter down, a 2-of-3 quorum commits;
+    // with two voters down nothing commits although the learner would make a "majority".
+    let other = (1..=3).map(NodeId).find(|&i| i != l).unwrap();
+    net.cut.insert(NodeId(4));
+    net.cut.insert(other);
+    let before = net.raft(l).commit_index();
+    net.write(1);
+    assert!(net.raft(l).commit_index() > before, "2 of 3 voters commit");
+
+    net.cut.clear();
+    net.tick_all(5);
+    let id = net
+        .raft(l)
+        .propose_conf_change(ConfChange::PromoteLearner(NodeId(4)))
+        .unwrap();
+    net.tick_all(3);
+    assert!(net.raft(l).commit_index() >= id.index);
+    for n in net.nodes.values() {
+        assert_eq!(
+            n.raft.configuration().voters,
+            voters(&[1, 2, 3, 4]),
+            "{:?}",
+            n.raft.id()
+        );
+    }
+    // Now 4 voters: a quorum is 3, so two cut voters stop commits.
+    let two: Vec<NodeId> = (1..=4).map(NodeId).filter(|&i| i != l).take(2).collect();
+    net.cut.extend(two.iter().copied());
+    let before = net.raft(l).commit_index();
+    net.raft(l).propose(Bytes::from_static(b"stuck")).unwrap();
+    net.deliver();
+    assert_eq!(
+        net.raft(l).commit_index(),
+        before,
+        "2 of 4 voters cannot commit"
+    );
+    net.cut.clear();
+    net.tick_all(3);
+    assert!(net.raft(l).commit_index() > before);
+
+    // Remove a follower voter: back to 3.
+    let gone = (1..=4).map(NodeId).find(|&i| i != l).unwrap();
+    net.raft(l)
+        .propose_conf_change(ConfChange::Remove(gone))
+        .unwrap();
+    net.tick_all(3);
+    let rest: BTreeSet<NodeId> = (1..=4).map(NodeId).filter(|&i| i != gone).collect();
+    assert_eq!(net.raft(l).configuration().voters, rest);
+    net.cut.insert(gone);
+    net.write(5);
+    for id in &rest {
+        assert_eq!(net.nodes[id].applied.len(), net.nodes[&l].applied.len());
+    }
+}
+
+#[test]
+fn a_removed_leader_steps_down_once_its_removal_commits() {
+    let mut net = Net::new(3);
+    let l = net.elect();
+    net.write(3);
+    let id = net
+        .raft(l)
+        .propose_conf_change(ConfChange::Remove(l))
+        .unwrap();
+    // Until the change commits, the leader still manages the cluster, without counting itself.
+    assert!(net.raft(l).is_leader());
+    net.deliver();
+    assert!(net.raft(l).commit_index() >= id.index);
+    assert!(
+        !net.raft(l).is_leader(),
+        "stepped down after committing its removal"
+    );
+    net.cut.insert(l);
+    let l2 = net.elect();
+    assert_ne!(l2, l);
+    net.write(2);
+    // The removed node never campaigns again (it is not a voter of its configuration).
+    net.cut.clear();
+    let term = net.raft(l2).term();
+    net.tick_all(100);
+    assert_eq!(
+        net.raft(l2).term(),
+        term,
+        "the removed node disrupted nobody"
+    );
+    assert!(!net.raft(l).is_leader());
+}
+
+#[test]
+fn unsafe_membership_changes_are_refused_with_reasons() {
+    let mut net = Net::new(1);
+    let l = net.elect();
+    // §4.1 fix: no change before an entry of the leader's term commits — here it already has
+    // (a one-node cluster commits its no-op at once), so check the other rules.
+    net.tick_all(1);
+    let r = net.raft(l);
+    assert_eq!(
+        r.propose_conf_change(ConfChange::Remove(l)),
+        Err(ConfChangeError::LastVoter(l))
+    );
+    assert_eq!(
+        r.propose_conf_change(ConfChange::AddVoter(l)),
+        Err(ConfChangeError::AlreadyMember(l))
+    );
+    assert_eq!(
+        r.propose_conf_change(ConfChange::PromoteLearner(NodeId(9))),
+        Err(ConfChangeError::NotLearner(NodeId(9)))
+    );
+    assert_eq!(
+        r.propose_conf_change(ConfChange::Remove(NodeId(9))),
+        Err(ConfChangeError::NotMember(NodeId(9)))
+    );
+    assert_eq!(
+        r.propose_conf_change(ConfChange::AddVoter(NodeId::NONE)),
+        Err(ConfChangeError::InvalidId)
+    );
+    // A learner that never answered is behind: promoting it is refused.
+    net.write(20);
+    net.raft(l)
+        .propose_conf_change(ConfChange::AddLearner(NodeId(2)))
+        .unwrap();
+    net.tick_all(1);
+    assert!(matches!(
+        net.raft(l)
+            .propose_conf_change(ConfChange::PromoteLearner(NodeId(2))),
+        Err(ConfChangeError::LearnerBehind { .. })
+    ));
+}
+
+#[test]
+fn one_change_at_a_time_and_not_before_the_leaders_first_commit() {
+    let mut net = Net::new(3);
+    let l = net.elect();
+    net.tick_all(2);
+    let others: Vec<NodeId> = (1..=3).map(NodeId).filter(|&i| i != l).collect();
+    net.cut.extend(others.iter().copied());
+    net.raft(l)
+        .propose_conf_change(ConfChange::AddLearner(NodeId(4)))
+        .unwrap();
+    let pending = net
+        .raft(l)
+        .propose_conf_change(ConfChange::AddLearner(NodeId(5)));
+    assert!(
+        matches!(pending, Err(ConfChangeError::ChangeInProgress { .. })),
+        "{pending:?}"
+    );
+    // A follower is never asked.
+    assert!(matches!(
+        net.raft(others[0])
+            .propose_conf_change(ConfChange::AddLearner(NodeId(5))),
+        Err(ConfChangeError::NotLeader { .. })
+    ));
+}
+
+#[test]
+fn an_uncommitted_configuration_is_undone_when_its_entry_is_overwritten() {
+    // A configuration is used from the moment it is in the log; if a new leader overwrites
+    // the entry, the node goes back to the configuration before it.
+    let mut net = Net::new(3);
+    let l1 = net.elect();
+    net.write(2);
+    net.cut.insert(l1);
+    net.raft(l1)
+        .propose_conf_change(ConfChange::AddVoter(NodeId(4)))
+        .unwrap();
+    assert!(net.raft(l1).configuration().contains(NodeId(4)));
+    let l2 = net.elect();
+    assert_ne!(l1, l2);
+    net.write(3);
+    net.cut.clear();
+    net.tick_all(30);
+    for n in net.nodes.values() {
+        assert_eq!(
+            n.raft.configuration().voters,
+            voters(&[1, 2, 3]),
+            "{:?}",
+            n.raft.id()
+        );
+    }
+    assert_eq!(net.nodes[&l1].applied.len(), net.nodes[&l2].applied.len());
+}
+
+#[test]
+fn configurations_with_learners_survive_restart_and_snapshots() {
+    let mut net = Net::new(3);
+    let l = net.elect();
+    net.raft(l)
+        .propose_conf_change(ConfChange::AddLearner(NodeId(4)))
+        .unwrap();
+    net.write(10);
+    // A snapshot taken past the change records it.
+    let applied = net.raft(l).applied_index();
+    let snap = net
+        .raft(l)
+        .compact(applied, Bytes::from_static(b"state"))
+        .unwrap();
+    assert!(snap.meta.config.is_learner(NodeId(4)));
+    // Encoding: voters-only configurations keep their original bytes; with learners a new
+    // format that decodes back.
+    let plain = Configuration::new(voters(&[1, 2]));
+    assert_eq!(plain.encode().len(), 16);
+    assert_eq!(Configuration::decode(&plain.encode()).unwrap(), plain);
+    let c = &snap.meta.config;
+    assert_eq!(&Configuration::decode(&c.encode()).unwrap(), c);
+    assert!(Configuration::decode(&c.encode()[..c.encode().len() - 1]).is_err());
+    // A node rebuilt from the snapshot and no entries has the learner too.
+    let r = Raft::new(
+        cfg(9),
+        InitialState {
+            hard_state: HardState {
+                term: snap.meta.last.term,
+                ..HardState::default()
+            },
+            snapshot: Some(snap),
+            entries: vec![],
+            config: Configuration::new(voters(&[1, 2, 3])),
+        },
+    );
+    // Node 9 is not a member: it builds, but it is no voter.
+    let r = r.unwrap();
+    assert!(r.configuration().is_learner(NodeId(4)));
 }
