@@ -13,8 +13,8 @@ use crate::traits::{StateMachine, Transport};
 use crate::waiters::Waiters;
 use bytes::Bytes;
 use raft::{
-    CompactError, Config, EntryId, HardState, LogIndex, Message, ProposeError, Raft, ReadError,
-    Ready, TransferError,
+    CompactError, ConfChange, ConfChangeError, Config, EntryId, HardState, LogIndex, Message,
+    ProposeError, Raft, ReadError, Ready, TransferError,
 };
 use std::collections::VecDeque;
 use storage::{LogStore, StorageError, SyncState, SyncTicket};
@@ -131,6 +131,18 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
     /// Propose `data` (leader only); `token` comes back in the [`Completion`] for it.
     pub fn propose(&mut self, data: Bytes, token: u64) -> Result<EntryId, ProposeError> {
         let id = self.raft.propose(data)?;
+        self.waiters.add_proposal(id, token);
+        Ok(id)
+    }
+
+    /// Propose a membership change (leader only); `token` comes back in the [`Completion`]
+    /// once the configuration entry applied (its result is empty).
+    pub fn propose_conf_change(
+        &mut self,
+        change: ConfChange,
+        token: u64,
+    ) -> Result<EntryId, ConfChangeError> {
+        let id = self.raft.propose_conf_change(change)?;
         self.waiters.add_proposal(id, token);
         Ok(id)
     }
@@ -422,6 +434,35 @@ mod tests {
         assert!(r.raft().is_leader());
         assert!(out.is_empty(), "a one-node cluster sends nothing");
         r
+    }
+
+    #[test]
+    fn a_membership_change_is_answered_when_its_entry_applies_and_survives_restart() {
+        let mut r = leader(SnapshotPolicy::never());
+        r.handle_ready(&mut Vec::new()).unwrap();
+        let id = r
+            .propose_conf_change(raft::ConfChange::AddLearner(NodeId(2)), 9)
+            .unwrap();
+        let mut out: Vec<Message> = Vec::new();
+        let done = r.handle_ready(&mut out).unwrap();
+        assert!(
+            done.iter()
+                .any(|c| matches!(c, Completion::Applied { token: 9, .. })),
+            "{done:?}"
+        );
+        assert!(r.raft().commit_index() >= id.index);
+        assert!(r.raft().configuration().is_learner(NodeId(2)));
+        // The configuration entry is in the store: a restart derives the same configuration.
+        let (store, _) = r.into_parts();
+        let fresh = ListSm::default();
+        let r2 = Replica::new(
+            Config::new(NodeId(1)),
+            store,
+            fresh,
+            SnapshotPolicy::never(),
+        )
+        .unwrap();
+        assert!(r2.raft().configuration().is_learner(NodeId(2)));
     }
 
     #[test]
