@@ -251,32 +251,15 @@ async fn etcd_api_on_three_members() {
         first.header.unwrap().revision,
         again.header.unwrap().revision
     );
-    let a = ext1
-        .append(ext::AppendRequest {
-            key: b"log".to_vec(),
-            suffix: b"ab".to_vec(),
-            session: Some(ext::Session {
-                client_id: 77,
-                seq: 2,
-            }),
-            prev_kv: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let append = |seq: u64| ext::AppendRequest {
+        key: b"log".to_vec(),
+        suffix: b"ab".to_vec(),
+        session: Some(ext::Session { client_id: 77, seq }),
+        prev_kv: false,
+    };
+    let a = ext1.append(append(2)).await.unwrap().into_inner();
     assert_eq!(a.value_bytes, 2);
-    let stale = ext1
-        .append(ext::AppendRequest {
-            key: b"log".to_vec(),
-            suffix: b"ab".to_vec(),
-            session: Some(ext::Session {
-                client_id: 77,
-                seq: 1,
-            }),
-            prev_kv: false,
-        })
-        .await
-        .unwrap_err();
+    let stale = ext1.append(append(1)).await.unwrap_err();
     assert_eq!(stale.code(), Code::FailedPrecondition);
     let log = kv2.range(get("log")).await.unwrap().into_inner();
     assert_eq!(log.kvs[0].value, b"ab", "the stale retry was not applied");
