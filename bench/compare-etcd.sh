@@ -27,6 +27,7 @@
 #   --cells LIST      comma-separated subset of the matrix (names below)
 #   --results DIR     where the JSON goes (default target/compare-etcd/<timestamp>)
 #   --skip-build      use target/release/raftkv as it is
+#   --raftkv PATH     use this raftkv binary (no build), e.g. one built from a clean checkout
 #   --keep-data       keep the clusters' data directories (printed at the end)
 #   --no-perf         do not count the servers' fsync/fdatasync calls and syscalls with
 #                     `perf stat` (on by default when perf and its syscall tracepoints work)
@@ -112,6 +113,7 @@ while [ $# -gt 0 ]; do
     --cells) CELLS_WANTED="$2"; shift 2 ;;
     --results) RESULTS="$2"; shift 2 ;;
     --skip-build) SKIP_BUILD=1; shift ;;
+    --raftkv) RAFTKV="$(realpath "$2")"; SKIP_BUILD=1; shift 2 ;;
     --keep-data) KEEP_DATA=1; shift ;;
     --no-perf) PERF=0; shift ;;
     --summarize) summarize "$2"; exit 0 ;;
@@ -339,7 +341,7 @@ mkdir -p "$RESULTS"
   echo "cpu: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
   echo "kernel: $(uname -r)"
   echo "etcd: $etcd_version"
-  echo "raftkv: $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "raftkv: $RAFTKV (repo at $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$([ "$SKIP_BUILD" -eq 1 ] && echo ", not rebuilt"))"
   echo "rounds: $ROUNDS  duration: $DURATION  warmup: $WARMUP  cells: ${CELLS[*]}"
   echo "data dir: $WORK ($(df -h --output=source,fstype "$WORK" | tail -1))"
 } >"$RESULTS/machine.txt"

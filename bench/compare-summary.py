@@ -108,6 +108,7 @@ def cell_rows(runs):
             )
             row[s + "_fsync"] = med(fsyncs_per_op(p[s]) for p in pairs)
             row[s + "_syscalls"] = med(per_op(p[s], "raw_syscalls:sys_enter") for p in pairs)
+            row[s + "_cs"] = med(per_op(p[s], "context-switches") for p in pairs)
             row["errors"] += sum(p[s]["errors"] for p in pairs)
         row["tput"] = med(
             p["raftkv"]["throughput_ops_s"] / p["etcd"]["throughput_ops_s"]
@@ -147,13 +148,15 @@ def table(rows):
 
 def counters(rows):
     out = [
-        "| cell | fsyncs/op etcd | fsyncs/op raftkv | syscalls/op etcd | syscalls/op raftkv |",
-        "|---|---:|---:|---:|---:|",
+        "| cell | fsyncs/op etcd | fsyncs/op raftkv | syscalls/op etcd | syscalls/op raftkv "
+        "| context switches/op etcd | context switches/op raftkv |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for cell, r in rows.items():
         out.append(
             f"| {cell} | {fmt(r['etcd_fsync'], '.3f')} | {fmt(r['raftkv_fsync'], '.3f')} "
-            f"| {fmt(r['etcd_syscalls'], '.1f')} | {fmt(r['raftkv_syscalls'], '.1f')} |"
+            f"| {fmt(r['etcd_syscalls'], '.1f')} | {fmt(r['raftkv_syscalls'], '.1f')} "
+            f"| {fmt(r['etcd_cs'], '.1f')} | {fmt(r['raftkv_cs'], '.1f')} |"
         )
     return "\n".join(out)
 
