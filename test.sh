@@ -11,6 +11,7 @@ fi
 missing=()
 command -v etcdctl >/dev/null || missing+=(etcd-client)
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
+command -v nft >/dev/null || missing+=(nftables)  # the nemesis suite cuts links with nft
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} (apt-get)"
   sudo=""

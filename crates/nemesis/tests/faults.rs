@@ -1,0 +1,54 @@
+//! The short real-process fault suite CI runs: 5 `raftkv serve` members, 5 clients, 10 fault
+//! episodes (each of the 5 kinds twice; about 45 s), then the linearizability check, the
+//! append audit and the replica comparison.
+//!
+//! Needs `target/release/raftkv` (test.sh builds the workspace first; or set RAFTKV_BIN), root
+//! and `nft`. NEMESIS_SEED picks another fault schedule; NEMESIS_EPISODES runs more episodes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn raftkv_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("RAFTKV_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let path = target.join("release/raftkv");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first with `cargo build --release -p cli` (./test.sh does), \
+         or point RAFTKV_BIN at a raftkv binary",
+        path.display()
+    );
+    path
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn five_members_stay_linearizable_and_lose_no_write_under_kills_pauses_and_partitions() {
+    let seed = env_or("NEMESIS_SEED", 20261202u64);
+    let mut config = nemesis::Config::new(raftkv_binary(), seed);
+    config.episodes_max = env_or("NEMESIS_EPISODES", 10usize);
+    config.duration = Duration::from_secs(env_or("NEMESIS_SECONDS", 150u64));
+    config.check_budget = Duration::from_secs(120);
+    let report = nemesis::run(&config).expect("the nemesis harness runs");
+    // Straight to stderr, past the test harness's capture: CI's log shows the summary.
+    let _ = std::io::stderr().write_all(format!("\n{report}").as_bytes());
+    assert!(report.passed(), "the nemesis run failed:\n{report}");
+    if config.episodes_max >= nemesis::FaultKind::ALL.len() {
+        assert_eq!(
+            report.faults_by_kind().len(),
+            nemesis::FaultKind::ALL.len(),
+            "every fault kind ran:\n{report}"
+        );
+    }
+}
