@@ -3,7 +3,9 @@
 //!
 //! Ports follow etcd's local-cluster convention: member 1 serves clients on the base port
 //! (2379) and peers on the next one (2380); member `i > 1` on `base + i * 10000` and the next
-//! one (22379/22380, 32379/32380, ...).
+//! one (22379/22380, 32379/32380, ...). Each member's admin endpoint (metrics, dashboard; see
+//! `server::admin`) listens on its client port + 2 (2381, 22381, 32381: the port kubeadm
+//! gives etcd's metrics).
 //!
 //! Owns: the dev cluster's layout (names, ports, directories, logs), starting the members,
 //! waiting until one leads, and stopping every child on Ctrl-C or SIGTERM. Must never: leave
@@ -55,6 +57,8 @@ pub struct DevMember {
     pub name: String,
     pub client_port: u16,
     pub peer_port: u16,
+    /// The admin endpoint: client port + 2.
+    pub admin_port: u16,
 }
 
 /// The members' names and ports for `members` members from `base`.
@@ -67,7 +71,7 @@ pub fn layout(members: u16, base: u16) -> anyhow::Result<Vec<DevMember>> {
                 (u32::from(i) + 1) * 10_000
             };
             let client = u32::from(base) + offset;
-            if client + 1 > u32::from(u16::MAX) {
+            if client + 2 > u32::from(u16::MAX) {
                 bail!(
                     "--base-port {base} leaves no room for {members} members (ports above 65535)"
                 );
@@ -76,6 +80,7 @@ pub fn layout(members: u16, base: u16) -> anyhow::Result<Vec<DevMember>> {
                 name: format!("n{}", i + 1),
                 client_port: client as u16,
                 peer_port: client as u16 + 1,
+                admin_port: client as u16 + 2,
             })
         })
         .collect()
@@ -83,7 +88,7 @@ pub fn layout(members: u16, base: u16) -> anyhow::Result<Vec<DevMember>> {
 
 fn check_ports_free(members: &[DevMember]) -> anyhow::Result<()> {
     for m in members {
-        for port in [m.client_port, m.peer_port] {
+        for port in [m.client_port, m.peer_port, m.admin_port] {
             if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
                 bail!(
                     "port {port} (member {}) is not free: {e}. Another `raftkv dev` or etcd may be \
@@ -121,6 +126,8 @@ fn spawn(
         .arg(dir.join(&m.name))
         .arg("--listen-client-urls")
         .arg(format!("http://127.0.0.1:{}", m.client_port))
+        .arg("--listen-admin-urls")
+        .arg(format!("http://127.0.0.1:{}", m.admin_port))
         .arg("--heartbeat-interval")
         .arg(args.heartbeat_interval.to_string())
         .arg("--election-timeout")
@@ -225,13 +232,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     for (m, c) in &children {
         println!(
-            "  {}  client http://127.0.0.1:{}  peer http://127.0.0.1:{}  log {}/{}.log  pid {}",
+            "  {}  client http://127.0.0.1:{}  peer http://127.0.0.1:{}  log {}/{}.log  pid {}  \
+             admin http://127.0.0.1:{}",
             m.name,
             m.client_port,
             m.peer_port,
             dir.display(),
             m.name,
-            c.as_ref().and_then(|c| c.id()).unwrap_or(0)
+            c.as_ref().and_then(|c| c.id()).unwrap_or(0),
+            m.admin_port
         );
     }
     let ready = tokio::select! {
@@ -249,6 +258,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     }
     println!("endpoints: {endpoints}");
+    println!(
+        "dashboard: http://127.0.0.1:{}/  (every member serves it on its admin port; \
+         /metrics, /health, /status there too)",
+        members[0].admin_port
+    );
     println!("try:");
     println!("  raftkv put greeting hello && raftkv get greeting");
     println!("  etcdctl --endpoints={endpoints} put greeting hello");
@@ -301,6 +315,8 @@ mod tests {
         let l = layout(3, 2379).unwrap();
         let ports: Vec<_> = l.iter().map(|m| (m.client_port, m.peer_port)).collect();
         assert_eq!(ports, vec![(2379, 2380), (22379, 22380), (32379, 32380)]);
+        let admin: Vec<_> = l.iter().map(|m| m.admin_port).collect();
+        assert_eq!(admin, vec![2381, 22381, 32381]);
         assert_eq!(l[2].name, "n3");
         assert_eq!(layout(5, 2379).unwrap()[4].client_port, 52379);
         assert!(

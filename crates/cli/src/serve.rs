@@ -79,6 +79,18 @@ pub struct ServeArgs {
     /// Largest client request in bytes (etcd's limit). [default: 1572864]
     #[arg(long, env = "RAFTKV_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
+
+    /// Address of the admin HTTP endpoint: /metrics (Prometheus), /health, /status,
+    /// /cluster, /events and the live dashboard at /. Also accepted under etcd's name,
+    /// --listen-metrics-urls. [default: none]
+    #[arg(
+        long,
+        alias = "listen-metrics-urls",
+        env = "RAFTKV_LISTEN_ADMIN_URLS",
+        value_name = "URL"
+    )]
+    #[serde(alias = "listen-metrics-urls")]
+    pub listen_admin_urls: Option<String>,
 }
 
 impl ServeArgs {
@@ -105,6 +117,7 @@ impl ServeArgs {
             snapshot_count: self.snapshot_count.or(f.snapshot_count),
             request_timeout: self.request_timeout.or(f.request_timeout),
             max_request_bytes: self.max_request_bytes.or(f.max_request_bytes),
+            listen_admin_urls: self.listen_admin_urls.or(f.listen_admin_urls),
         })
     }
 
@@ -126,6 +139,11 @@ impl ServeArgs {
             .listen_peer_urls
             .as_deref()
             .map(|u| socket_addr("--listen-peer-urls", u))
+            .transpose()?;
+        let listen_admin = a
+            .listen_admin_urls
+            .as_deref()
+            .map(|u| socket_addr("--listen-admin-urls", u))
             .transpose()?;
         let advertise_client_urls = a
             .advertise_client_urls
@@ -150,6 +168,7 @@ impl ServeArgs {
             request_bytes_max: a
                 .max_request_bytes
                 .unwrap_or(server::server::REQUEST_BYTES_MAX_DEFAULT),
+            listen_admin,
         })
     }
 }
@@ -239,6 +258,39 @@ mod tests {
         .into_config()
         .unwrap_err();
         assert!(format!("{e:#}").contains("nmae"), "{e:#}");
+    }
+
+    #[test]
+    fn the_admin_endpoint_is_off_by_default_and_takes_etcds_metrics_flag_name() {
+        assert_eq!(
+            ServeArgs::default().into_config().unwrap().listen_admin,
+            None
+        );
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        use clap::Parser;
+        for flag in ["--listen-admin-urls", "--listen-metrics-urls"] {
+            let c = Cli::try_parse_from(["raftkv", flag, "http://127.0.0.1:2381"]).unwrap();
+            assert_eq!(
+                c.serve.into_config().unwrap().listen_admin,
+                Some("127.0.0.1:2381".parse().unwrap()),
+                "{flag}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "listen-metrics-urls = \"http://127.0.0.1:9\"\n").unwrap();
+        let c = ServeArgs {
+            config_file: Some(f),
+            ..Default::default()
+        };
+        assert_eq!(
+            c.into_config().unwrap().listen_admin,
+            Some("127.0.0.1:9".parse().unwrap())
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! raftkv server: the thin tokio shell around [`replica::Replica`].
 //!
 //! Module map:
+//! - [`admin`]: the admin HTTP endpoint — `/metrics`, `/health`, `/status`, `/cluster`, the
+//!   `/events` stream and the live dashboard page — and the telemetry the node loop reports;
 //! - [`server`]: [`Server`], one member as `raftkv serve` runs it (node + gRPC client port);
 //! - [`services`]: the gRPC services (etcd `KV`, `Cluster`, `Maintenance`; `raftkv.v1.RaftKv`;
 //!   the member-to-member `Peer.Forward`);
@@ -16,6 +18,7 @@
 //! Owns: threads, sockets, timers and shutdown. Must never: contain consensus or state
 //! machine logic (that is `raft`, `replica` and `kv`), or block a network task on the disk.
 
+pub mod admin;
 pub mod api;
 pub mod convert;
 pub mod members;

@@ -6,6 +6,10 @@
 //! (see [`crate::transport`]), so every member learns the client URLs of every member that is
 //! up — a member that has never connected shows none, as an unstarted etcd member does.
 //!
+//! The admin URL (metrics and dashboard, see [`crate::admin`]) travels the same way, in an
+//! optional section after the attributes (`[b'A'][len: u16 LE][utf-8]`), so that any member
+//! can aggregate the status of the others.
+//!
 //! Owns: [`Member`], [`Members`], member and cluster ids derived from names and the cluster
 //! token, and the compact encoding of advertised attributes. Must never: decide who votes
 //! (that is the consensus core's configuration), or trust attributes from a connection whose
@@ -29,10 +33,14 @@ pub struct Member {
 #[derive(Debug, Default)]
 pub struct Members {
     by_id: RwLock<BTreeMap<NodeId, Member>>,
+    /// Admin URL of each member that advertised one (this member's own is set at start).
+    admin_urls: RwLock<BTreeMap<NodeId, String>>,
 }
 
 /// Largest encoded attribute block a hello may carry.
 pub const ATTRS_BYTES_MAX: usize = 4096;
+/// Marks the admin URL section after the attributes.
+const ADMIN_TAG: u8 = b'A';
 
 /// FNV-1a, 64 bits: a stable hash for ids (the same on every machine and build).
 fn fnv1a(parts: &[&[u8]]) -> u64 {
@@ -67,6 +75,7 @@ impl Members {
     pub fn new(members: impl IntoIterator<Item = Member>) -> Self {
         Members {
             by_id: RwLock::new(members.into_iter().map(|m| (m.id, m)).collect()),
+            admin_urls: RwLock::default(),
         }
     }
 
@@ -87,6 +96,50 @@ impl Members {
     /// The first client URL `id` advertised, if any.
     pub fn client_url(&self, id: NodeId) -> Option<String> {
         self.get(id).and_then(|m| m.client_urls.into_iter().next())
+    }
+
+    /// The admin URL member `id` advertised (or this member's own), if any.
+    pub fn admin_url(&self, id: NodeId) -> Option<String> {
+        self.admin_urls
+            .read()
+            .expect("members lock")
+            .get(&id)
+            .cloned()
+    }
+
+    /// Record member `id`'s admin URL (ignored for unknown members).
+    pub fn set_admin_url(&self, id: NodeId, url: String) {
+        if self.get(id).is_some() {
+            self.admin_urls
+                .write()
+                .expect("members lock")
+                .insert(id, url);
+        }
+    }
+
+    /// `attrs` encoded for the hello of member `me`, with its admin URL section when it has
+    /// one.
+    pub fn encode_attrs(&self, me: NodeId, attrs: &Attrs) -> Vec<u8> {
+        let mut out = attrs.encode();
+        if let Some(url) = self.admin_url(me) {
+            if out.len() + 3 + url.len() <= ATTRS_BYTES_MAX {
+                out.push(ADMIN_TAG);
+                put_str(&mut out, &url);
+            }
+        }
+        out
+    }
+
+    /// Record what member `id` advertised in an attribute block with an optional admin
+    /// section ([`Members::encode_attrs`]).
+    pub fn learn_encoded(&self, id: NodeId, b: &[u8]) -> Result<(), String> {
+        let (attrs, admin) = Attrs::decode_with_admin(b)?;
+        let known = self.get(id).is_some_and(|m| m.name == attrs.name);
+        self.learn(id, attrs);
+        if let (true, Some(url)) = (known, admin) {
+            self.set_admin_url(id, url);
+        }
+        Ok(())
     }
 
     /// Record what member `id` advertised; attributes of unknown members are ignored.
@@ -128,6 +181,31 @@ impl Attrs {
             out[n_at] += 1;
         }
         out
+    }
+
+    /// [`Attrs::decode`] of a block that may end with an admin URL section.
+    pub fn decode_with_admin(b: &[u8]) -> Result<(Attrs, Option<String>), String> {
+        let (attrs, mut rest) = Attrs::decode_prefix(b)?;
+        let admin = match rest.split_first() {
+            None => None,
+            Some((&ADMIN_TAG, r)) => {
+                rest = r;
+                Some(get_str(&mut rest)?)
+            }
+            Some((t, _)) => return Err(format!("attributes: unknown section {t:#x}")),
+        };
+        if !rest.is_empty() {
+            return Err(format!("attributes: {} trailing bytes", rest.len()));
+        }
+        Ok((attrs, admin))
+    }
+
+    fn decode_prefix(mut b: &[u8]) -> Result<(Attrs, &[u8]), String> {
+        let name = get_str(&mut b)?;
+        let (&n, rest) = b.split_first().ok_or("attributes: truncated")?;
+        b = rest;
+        let client_urls = (0..n).map(|_| get_str(&mut b)).collect::<Result<_, _>>()?;
+        Ok((Attrs { name, client_urls }, b))
     }
 
     pub fn decode(mut b: &[u8]) -> Result<Attrs, String> {
@@ -215,5 +293,53 @@ mod tests {
             Some("http://127.0.0.1:2379")
         );
         assert_eq!(ms.list().len(), 1);
+    }
+
+    #[test]
+    fn the_admin_url_rides_after_the_attributes_and_old_blocks_still_decode() {
+        let ms = Members::new([7, 8].map(|i| Member {
+            id: NodeId(i),
+            name: format!("n{i}"),
+            peer_urls: vec![],
+            client_urls: vec![],
+        }));
+        let a = Attrs {
+            name: "n7".into(),
+            client_urls: vec!["http://127.0.0.1:2379".into()],
+        };
+        assert_eq!(ms.encode_attrs(NodeId(7), &a), a.encode(), "none set");
+        ms.set_admin_url(NodeId(7), "http://127.0.0.1:2381".into());
+        let enc = ms.encode_attrs(NodeId(7), &a);
+        assert!(
+            Attrs::decode(&enc).is_err(),
+            "the strict decoder sees extra bytes"
+        );
+        assert_eq!(
+            Attrs::decode_with_admin(&enc),
+            Ok((a.clone(), Some("http://127.0.0.1:2381".into())))
+        );
+        assert_eq!(Attrs::decode_with_admin(&a.encode()), Ok((a.clone(), None)));
+        for cut in a.encode().len() + 1..enc.len() {
+            assert!(
+                Attrs::decode_with_admin(&enc[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let other = Members::new(ms.list());
+        other.learn_encoded(NodeId(7), &enc).unwrap();
+        assert_eq!(
+            other.admin_url(NodeId(7)).as_deref(),
+            Some("http://127.0.0.1:2381")
+        );
+        assert_eq!(
+            other.client_url(NodeId(7)).as_deref(),
+            Some("http://127.0.0.1:2379")
+        );
+        other.learn_encoded(NodeId(8), &enc).unwrap();
+        assert_eq!(
+            other.admin_url(NodeId(8)),
+            None,
+            "another member's name: ignored"
+        );
     }
 }

@@ -11,6 +11,7 @@
 //! linearizable read before the read index applied, or keep running after a storage error
 //! (the WAL may have lost data it was asked to keep: the node stops).
 
+use crate::admin::telemetry::{FailReason, Tap, Telemetry, TimedFs, Timing};
 use crate::members::{Attrs, Members};
 use crate::transport::{self, PeerSender, TransportConfig, TransportStats};
 use bytes::Bytes;
@@ -113,6 +114,9 @@ pub struct NodeStatus {
 
 type ReadFn<M> = Box<dyn FnOnce(Result<&M, ReadFailure>) + Send>;
 type LocalFn<M> = Box<dyn FnOnce(&M, &NodeStatus) + Send>;
+type InspectFn = Box<dyn FnOnce(&raft::Raft) + Send>;
+/// The node's log store: the WAL on the real disk, its `fdatasync`s timed for the metrics.
+type Store = DiskStore<TimedFs<StdFs>>;
 
 enum Request<M> {
     Propose {
@@ -121,6 +125,7 @@ enum Request<M> {
     },
     Read(ReadFn<M>),
     Local(LocalFn<M>),
+    Inspect(InspectFn),
     TransferLeader {
         to: NodeId,
         reply: oneshot::Sender<Result<(), String>>,
@@ -185,6 +190,22 @@ impl<M: StateMachine + Send + 'static> NodeHandle<M> {
         rx.await.map_err(|_| ReadFailure::Stopped)
     }
 
+    /// Run `f` on the consensus core's observers now (log tail, vote, first index: what the
+    /// admin endpoint shows); read-only, in the driver loop, so keep it short.
+    pub async fn inspect<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&raft::Raft) -> R + Send + 'static,
+    ) -> Result<R, ReadFailure> {
+        let (tx, rx) = oneshot::channel();
+        let serve: InspectFn = Box::new(move |raft| {
+            let _ = tx.send(f(raft));
+        });
+        self.tx
+            .try_send(Request::Inspect(serve))
+            .map_err(|_| ReadFailure::Stopped)?;
+        rx.await.map_err(|_| ReadFailure::Stopped)
+    }
+
     /// Ask the leader to hand leadership to `to`.
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), String> {
         let (reply, rx) = oneshot::channel();
@@ -209,6 +230,8 @@ impl<M: StateMachine + Send + 'static> NodeHandle<M> {
 pub struct Node<M> {
     pub handle: NodeHandle<M>,
     pub stats: Arc<TransportStats>,
+    /// Counters, histograms and the event tap the admin endpoint reads.
+    pub telemetry: Arc<Telemetry>,
     pub peer_addr: SocketAddr,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -231,7 +254,17 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             node_id: cfg.id,
             bootstrap: voters,
         };
-        let mut store = DiskStore::open(StdFs, &cfg.data_dir, identity, DiskOptions::default())?;
+        let telemetry = Arc::new(Telemetry::new(
+            cfg.id,
+            cfg.peers.keys().copied(),
+            Timing {
+                tick: cfg.tick,
+                election_ticks: cfg.election_ticks,
+                heartbeat_ticks: cfg.heartbeat_ticks,
+            },
+        ));
+        let fs = TimedFs::new(StdFs, telemetry.clone());
+        let mut store = DiskStore::open(fs, &cfg.data_dir, identity, DiskOptions::default())?;
         let report = store.recovery_report().clone();
         tracing::info!(
             node = cfg.id.0,
@@ -268,7 +301,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             id: cfg.id,
             frame_bytes_max: cfg.frame_bytes_max,
             queue_msgs_max: cfg.peer_queue_msgs_max,
-            attrs: cfg.advertise.encode(),
+            attrs: cfg.members.encode_attrs(cfg.id, &cfg.advertise),
             local_ip: Some(cfg.peer_listen.ip()).filter(|ip| !ip.is_unspecified()),
         };
         let stats = Arc::new(TransportStats::default());
@@ -295,6 +328,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             tokens: 0,
             proposals: HashMap::new(),
             reads: HashMap::new(),
+            tap: Tap::new(telemetry.clone()),
         };
         let tick = cfg.tick;
         let dcancel = cancel.clone();
@@ -317,6 +351,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
                 status: status_rx,
             },
             stats,
+            telemetry,
             peer_addr,
             cancel,
             tracker,
@@ -344,7 +379,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
     }
 }
 
-fn status_of<M: StateMachine>(r: &Replica<DiskStore<StdFs>, M>) -> NodeStatus {
+fn status_of<M: StateMachine>(r: &Replica<Store, M>) -> NodeStatus {
     let raft = r.raft();
     NodeStatus {
         id: raft.id(),
@@ -359,12 +394,13 @@ fn status_of<M: StateMachine>(r: &Replica<DiskStore<StdFs>, M>) -> NodeStatus {
 }
 
 struct Driver<M: StateMachine> {
-    replica: Replica<DiskStore<StdFs>, M>,
+    replica: Replica<Store, M>,
     sender: PeerSender,
     status_tx: watch::Sender<NodeStatus>,
     tokens: u64,
     proposals: HashMap<u64, oneshot::Sender<Result<Bytes, ProposeFailure>>>,
     reads: HashMap<u64, ReadFn<M>>,
+    tap: Tap,
 }
 
 /// How many queued events one loop turn takes before handling `Ready` (batching).
@@ -409,9 +445,14 @@ impl<M: StateMachine> Driver<M> {
                         }
                     }
                 }
-                _ = ticker.tick() => self.replica.tick(),
+                _ = ticker.tick() => {
+                    self.tap.tick();
+                    self.replica.tick();
+                }
             }
-            let done = self.replica.handle_ready(&mut self.sender)?;
+            let done = self
+                .replica
+                .handle_ready(&mut self.tap.transport(&mut self.sender))?;
             self.complete(done);
             let st = status_of(&self.replica);
             self.status_tx.send_if_modified(|s| {
@@ -419,6 +460,7 @@ impl<M: StateMachine> Driver<M> {
                 *s = st;
                 changed
             });
+            self.tap.turn(&st);
         }
         self.fail_all();
         Ok(())
@@ -430,12 +472,15 @@ impl<M: StateMachine> Driver<M> {
                 "WAL sync failed: {why}"
             ))));
         }
-        let done = self.replica.on_synced(d.ticket, &mut self.sender)?;
+        let done = self
+            .replica
+            .on_synced(d.ticket, &mut self.tap.transport(&mut self.sender))?;
         self.complete(done);
         Ok(())
     }
 
     fn receive(&mut self, m: raft::Message) {
+        self.tap.received(&m);
         if let Err(e) = self.replica.receive(m) {
             tracing::warn!(error = %e, "peer message refused by the core");
         }
@@ -452,9 +497,15 @@ impl<M: StateMachine> Driver<M> {
                 let token = self.token();
                 match self.replica.propose(data, token) {
                     Ok(_) => {
+                        self.tap.proposed(token);
                         self.proposals.insert(token, reply);
                     }
                     Err(e) => {
+                        self.tap.refused(match e {
+                            ProposeError::NotLeader { .. } => FailReason::NotLeader,
+                            ProposeError::TransferInProgress => FailReason::Transfer,
+                            ProposeError::UncommittedLimit { .. } => FailReason::Busy,
+                        });
                         let _ = reply.send(Err(match e {
                             ProposeError::NotLeader { leader_hint } => ProposeFailure::NotLeader {
                                 leader: leader_hint,
@@ -475,6 +526,7 @@ impl<M: StateMachine> Driver<M> {
                 }
             }
             Request::Local(f) => f(self.replica.state_machine(), &status_of(&self.replica)),
+            Request::Inspect(f) => f(self.replica.raft()),
             Request::TransferLeader { to, reply } => {
                 let _ = reply.send(self.replica.transfer_leader(to).map_err(|e| e.to_string()));
             }
@@ -485,11 +537,19 @@ impl<M: StateMachine> Driver<M> {
         for c in done {
             match c {
                 Completion::Applied { token, result, .. } => {
+                    self.tap.finished(token, None);
                     if let Some(reply) = self.proposals.remove(&token) {
                         let _ = reply.send(Ok(result));
                     }
                 }
                 Completion::Failed { token, error } => {
+                    self.tap.finished(
+                        token,
+                        Some(match error {
+                            ProposalError::Overwritten { .. } => FailReason::Lost,
+                            ProposalError::OutcomeUnknown { .. } => FailReason::Unknown,
+                        }),
+                    );
                     if let Some(reply) = self.proposals.remove(&token) {
                         let _ = reply.send(Err(match error {
                             ProposalError::Overwritten { .. } => ProposeFailure::Lost,
@@ -512,6 +572,7 @@ impl<M: StateMachine> Driver<M> {
     }
 
     fn fail_all(&mut self) {
+        self.tap.finish_all(FailReason::Stopped);
         for (_, reply) in self.proposals.drain() {
             let _ = reply.send(Err(ProposeFailure::Stopped));
         }

@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub snapshot_entries: u64,
     pub request_timeout: Duration,
     pub request_bytes_max: usize,
+    /// Where the admin endpoint listens (metrics, health, status, events, the dashboard;
+    /// see [`crate::admin`]); `None`: no admin endpoint.
+    pub listen_admin: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -77,6 +80,7 @@ impl ServerConfig {
             snapshot_entries: 10_000,
             request_timeout: Duration::from_secs(5),
             request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
+            listen_admin: None,
         }
     }
 }
@@ -93,6 +97,11 @@ pub enum ServerError {
         addr: SocketAddr,
         err: std::io::Error,
     },
+    #[error("admin listener on {addr}: {err}")]
+    AdminListen {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
 }
 
 /// `host:port` of a URL such as `http://127.0.0.1:2380` (or of a bare `host:port`).
@@ -105,6 +114,14 @@ pub fn host_port(url: &str) -> Result<&str, ServerError> {
         )));
     }
     Ok(hp)
+}
+
+/// `a` with an unspecified IP (0.0.0.0, ::) replaced by 127.0.0.1, for advertising.
+fn loopback_if_unspecified(mut a: SocketAddr) -> SocketAddr {
+    if a.ip().is_unspecified() {
+        a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    a
 }
 
 /// The timing of the core in ticks: one tick is at most 10 ms, and divides the heartbeat.
@@ -133,6 +150,7 @@ pub struct Server {
     client_addr: SocketAddr,
     cancel: CancellationToken,
     grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    admin: Option<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
 impl Server {
@@ -214,6 +232,19 @@ impl Server {
             m.client_urls = advertise.clone();
         }
         let members = Arc::new(Members::new(members));
+        let admin_listener = match cfg.listen_admin {
+            None => None,
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|err| ServerError::AdminListen { addr, err })?;
+                let a = l
+                    .local_addr()
+                    .map_err(|err| ServerError::AdminListen { addr, err })?;
+                members.set_admin_url(me, format!("http://{}", loopback_if_unspecified(a)));
+                Some((l, a))
+            }
+        };
         let (tick, election_ticks, heartbeat_ticks) = ticks(&cfg)?;
         let msg_bytes_max = 1 << 20;
         let ncfg = NodeConfig {
@@ -238,7 +269,7 @@ impl Server {
         let node = Node::start(ncfg, KvStateMachine::new(KvConfig::default())).await?;
         let api = Api::new(
             node.handle.clone(),
-            members,
+            members.clone(),
             cluster,
             ApiLimits {
                 request_timeout: cfg.request_timeout,
@@ -253,12 +284,25 @@ impl Server {
             cfg.request_bytes_max + GRPC_OVERHEAD_BYTES,
             cancel.clone(),
         ));
+        let admin = admin_listener.map(|(listener, addr)| {
+            let a = crate::admin::Admin::new(
+                cfg.name.clone(),
+                members.admin_url(me).unwrap_or_default(),
+                node.handle.clone(),
+                members.clone(),
+                node.telemetry.clone(),
+                node.stats.clone(),
+                cancel.clone(),
+            );
+            (addr, tokio::spawn(crate::admin::serve(listener, a)))
+        });
         tracing::info!(
             name = %cfg.name,
             member = format_args!("{:x}", me.0),
             cluster = format_args!("{cluster:x}"),
             client = %client_addr,
             peer = %node.peer_addr,
+            admin = ?admin.as_ref().map(|a| a.0),
             "raftkv member serving"
         );
         Ok(Server {
@@ -267,7 +311,13 @@ impl Server {
             client_addr,
             cancel,
             grpc,
+            admin,
         })
+    }
+
+    /// Where the admin endpoint listens, if it was asked for.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.0)
     }
 
     pub fn client_addr(&self) -> SocketAddr {
@@ -299,6 +349,16 @@ impl Server {
     pub async fn stop(self) -> Result<(), ServerError> {
         self.cancel.cancel();
         let _ = self.grpc.await;
+        if let Some((_, task)) = self.admin {
+            // Its event streams end on the token; do not let a stuck browser hold the stop.
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
         Ok(self.node.stop().await?)
     }
 }

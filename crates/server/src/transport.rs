@@ -14,7 +14,7 @@
 //! connection whose hello named another cluster or node, or read a frame larger than the
 //! limit (the connection is closed instead).
 
-use crate::members::{Attrs, Members, ATTRS_BYTES_MAX};
+use crate::members::{Members, ATTRS_BYTES_MAX};
 use crate::wire;
 use bytes::{Bytes, BytesMut};
 use raft::{Message, NodeId};
@@ -42,7 +42,7 @@ pub struct TransportConfig {
     pub frame_bytes_max: usize,
     /// Messages queued per peer before new ones are dropped.
     pub queue_msgs_max: usize,
-    /// This node's advertised attributes, encoded ([`Attrs::encode`]).
+    /// This node's advertised attributes, encoded ([`crate::members::Members::encode_attrs`]).
     pub attrs: Vec<u8>,
     /// Source address of outgoing peer connections: the node's own peer-listen IP when it
     /// listens on a specific one, so that traffic between two members is identifiable by
@@ -302,8 +302,8 @@ async fn serve_conn(
         .read_exact(&mut attrs)
         .await
         .map_err(|e| e.to_string())?;
-    match Attrs::decode(&attrs) {
-        Ok(a) => members.learn(from, a),
+    match members.learn_encoded(from, &attrs) {
+        Ok(()) => {}
         Err(why) => {
             stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%remote, %why, "rejected a peer connection: bad hello attributes");

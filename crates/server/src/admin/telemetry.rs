@@ -1,0 +1,871 @@
+//! What the node loop reports about itself: counters, latency histograms, per-peer
+//! replication progress as the leader sees it, an estimate of the election timer, and a
+//! bounded tap of events (messages sent, role changes) for the dashboard.
+//!
+//! Split in two: [`Telemetry`] is shared (atomics and a broadcast sender; read by the admin
+//! endpoint on any thread), [`Tap`] lives in the driver loop and writes it. Everything the
+//! loop calls is a few relaxed atomic operations; events are built only while someone
+//! subscribes to [`Telemetry::subscribe`], and message events are rate-limited by a token
+//! bucket refilled by ticks, so a loaded leader never spends more than a bounded share of its
+//! loop on the tap.
+//!
+//! Owns: [`Telemetry`], [`Tap`], [`Tapped`] (a transport that counts what it forwards),
+//! [`TimedFs`] (a file system that times `fdatasync`), [`Histogram`] and [`Event`].
+//! Must never: block, allocate per message while nobody watches, or change what the node
+//! sends, persists or applies.
+
+use crate::runtime::NodeStatus;
+use raft::{AppendOutcome, Message, MessageBody, NodeId, Role};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+/// Events buffered per subscriber before the slowest one starts missing some.
+const EVENTS_BUFFER: usize = 1024;
+/// Message events the tap may emit in a burst, and the refill per tick (10 ms ticks: at most
+/// ~100 message events per second per node, sustained). Votes always pass.
+const MSG_EVENTS_BURST: u32 = 40;
+const MSG_EVENTS_PER_TICK: u32 = 1;
+
+/// Upper bounds (seconds) of the latency histograms' buckets.
+pub const LATENCY_BUCKETS_S: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A fixed-bucket latency histogram (Prometheus style: cumulative when rendered).
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// One counter per bound, plus one for +Inf; not cumulative.
+    buckets: Vec<AtomicU64>,
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_nanos: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = self
+            .bounds
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(self.bounds.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_nanos
+            .fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// `(upper bound, cumulative count)` per bucket (the last bound is +Inf), sum in seconds,
+    /// count.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let mut acc = 0;
+        let mut out = Vec::with_capacity(self.buckets.len());
+        for (i, b) in self.buckets.iter().enumerate() {
+            acc += b.load(Relaxed);
+            out.push((self.bounds.get(i).copied().unwrap_or(f64::INFINITY), acc));
+        }
+        let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
+        (out, sum, acc)
+    }
+}
+
+/// The kind of a Raft message, as the dashboard and the metrics name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsgKind {
+    Vote,
+    PreVote,
+    VoteResponse,
+    PreVoteResponse,
+    Append,
+    Heartbeat,
+    AppendResponse,
+    Snapshot,
+    SnapshotResponse,
+    TimeoutNow,
+    ReadIndex,
+    ReadIndexResponse,
+}
+
+impl MsgKind {
+    pub const ALL: [MsgKind; 12] = [
+        MsgKind::Vote,
+        MsgKind::PreVote,
+        MsgKind::VoteResponse,
+        MsgKind::PreVoteResponse,
+        MsgKind::Append,
+        MsgKind::Heartbeat,
+        MsgKind::AppendResponse,
+        MsgKind::Snapshot,
+        MsgKind::SnapshotResponse,
+        MsgKind::TimeoutNow,
+        MsgKind::ReadIndex,
+        MsgKind::ReadIndexResponse,
+    ];
+
+    pub fn of(body: &MessageBody) -> MsgKind {
+        match body {
+            MessageBody::Vote(v) if v.pre_vote => MsgKind::PreVote,
+            MessageBody::Vote(_) => MsgKind::Vote,
+            MessageBody::VoteResponse(v) if v.pre_vote => MsgKind::PreVoteResponse,
+            MessageBody::VoteResponse(_) => MsgKind::VoteResponse,
+            MessageBody::Append(a) if a.entries.is_empty() => MsgKind::Heartbeat,
+            MessageBody::Append(_) => MsgKind::Append,
+            MessageBody::AppendResponse(_) => MsgKind::AppendResponse,
+            MessageBody::Snapshot(_) => MsgKind::Snapshot,
+            MessageBody::SnapshotResponse(_) => MsgKind::SnapshotResponse,
+            MessageBody::TimeoutNow => MsgKind::TimeoutNow,
+            MessageBody::ReadIndex { .. } => MsgKind::ReadIndex,
+            MessageBody::ReadIndexResponse { .. } => MsgKind::ReadIndexResponse,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MsgKind::Vote => "vote",
+            MsgKind::PreVote => "prevote",
+            MsgKind::VoteResponse => "vote_resp",
+            MsgKind::PreVoteResponse => "prevote_resp",
+            MsgKind::Append => "append",
+            MsgKind::Heartbeat => "heartbeat",
+            MsgKind::AppendResponse => "append_resp",
+            MsgKind::Snapshot => "snapshot",
+            MsgKind::SnapshotResponse => "snapshot_resp",
+            MsgKind::TimeoutNow => "timeout_now",
+            MsgKind::ReadIndex => "read_index",
+            MsgKind::ReadIndexResponse => "read_index_resp",
+        }
+    }
+
+    /// Elections are rare and what the page is for: never sampled out.
+    fn always_shown(self) -> bool {
+        matches!(
+            self,
+            MsgKind::Vote
+                | MsgKind::PreVote
+                | MsgKind::VoteResponse
+                | MsgKind::PreVoteResponse
+                | MsgKind::TimeoutNow
+        )
+    }
+}
+
+/// The node's timing, in ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub tick: Duration,
+    /// E: a follower campaigns after a random [E, 2E) ticks without hearing a leader.
+    pub election_ticks: u32,
+    pub heartbeat_ticks: u32,
+}
+
+/// What the dashboard and the event stream carry. Serialized by [`crate::admin::events`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// `from` handed a message to its transport (it may still be dropped on the way).
+    Message {
+        at_ms: u64,
+        from: NodeId,
+        to: NodeId,
+        kind: MsgKind,
+        term: u64,
+        /// Entries carried (appends).
+        entries: u32,
+        /// Append: last index carried; append response: match or rejected index; vote:
+        /// candidate's last index; snapshot: its last index; read index: the index.
+        index: u64,
+        /// Vote response: granted; append response: accepted; snapshot response: installed.
+        ok: Option<bool>,
+    },
+    /// The node's role, term or leader changed (every change, not sampled).
+    Role {
+        at_ms: u64,
+        node: NodeId,
+        role: Role,
+        term: u64,
+        leader: Option<NodeId>,
+    },
+    /// The node's published status (by the admin endpoint, coalesced).
+    Status { at_ms: u64, status: NodeStatus },
+    /// The node's timers in ticks (by the admin endpoint, periodically).
+    Timer {
+        at_ms: u64,
+        node: NodeId,
+        election_elapsed: u32,
+        heartbeat_elapsed: u32,
+    },
+    /// The node's log tail (by the admin endpoint, when the log or commit index moved).
+    Log {
+        at_ms: u64,
+        node: NodeId,
+        tail: LogTail,
+    },
+}
+
+/// The last entries of a node's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogTail {
+    pub first_index: u64,
+    pub commit: u64,
+    /// The snapshot's last entry `(index, term)`: the log starts after it.
+    pub snapshot: (u64, u64),
+    /// `(index, term, kind)`, oldest first.
+    pub entries: Vec<(u64, u64, raft::EntryKind)>,
+}
+
+impl LogTail {
+    /// The last `n` entries of `raft`'s in-memory log.
+    pub fn of(raft: &raft::Raft, n: usize) -> LogTail {
+        let last = raft.last_index().0;
+        let lo = last.saturating_sub(n as u64 - 1).max(raft.first_index().0);
+        let st = raft.status();
+        LogTail {
+            first_index: raft.first_index().0,
+            commit: raft.commit_index().0,
+            snapshot: (st.snapshot.index.0, st.snapshot.term.0),
+            entries: raft
+                .entries_from(raft::LogIndex(lo))
+                .iter()
+                .take(n)
+                .map(|e| (e.index.0, e.term.0, e.kind))
+                .collect(),
+        }
+    }
+}
+
+/// Per-peer counters and the leader's view of the peer's log.
+#[derive(Debug)]
+pub struct PeerTelemetry {
+    pub id: NodeId,
+    /// Messages handed to the transport, by [`MsgKind::ALL`] position.
+    pub sent: [AtomicU64; 12],
+    pub received: AtomicU64,
+    /// Leader only (reset on election): highest index the peer acknowledged.
+    pub match_index: AtomicU64,
+    /// Leader only: highest index sent to the peer.
+    pub sent_index: AtomicU64,
+    /// Tick count when a message from the peer last arrived (0: never).
+    pub heard_tick: AtomicU64,
+}
+
+/// Why a proposal failed, for `raftkv_proposals_failed_total{reason}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    NotLeader,
+    Transfer,
+    Busy,
+    Lost,
+    Unknown,
+    Stopped,
+}
+
+impl FailReason {
+    pub const ALL: [FailReason; 6] = [
+        FailReason::NotLeader,
+        FailReason::Transfer,
+        FailReason::Busy,
+        FailReason::Lost,
+        FailReason::Unknown,
+        FailReason::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailReason::NotLeader => "not_leader",
+            FailReason::Transfer => "transfer_in_progress",
+            FailReason::Busy => "busy",
+            FailReason::Lost => "lost",
+            FailReason::Unknown => "outcome_unknown",
+            FailReason::Stopped => "stopped",
+        }
+    }
+}
+
+/// The shared half: read by the admin endpoint, written by the [`Tap`] and [`TimedFs`].
+#[derive(Debug)]
+pub struct Telemetry {
+    pub id: NodeId,
+    pub timing: Timing,
+    /// Ticks since the node started.
+    pub ticks: AtomicU64,
+    /// Estimate of the core's election timer: ticks since this node last heard a leader,
+    /// granted a vote, or changed role or term (the core's own counter is private to it).
+    pub election_elapsed: AtomicU32,
+    /// Leader: ticks since it last sent an AppendEntries (heartbeat or entries).
+    pub heartbeat_elapsed: AtomicU32,
+    /// Tick count when applied last equalled commit.
+    pub caught_up_tick: AtomicU64,
+    /// Tick count when this node last heard from a leader, or led (0: never).
+    pub leader_contact_tick: AtomicU64,
+    pub leader_changes: AtomicU64,
+    pub proposals: AtomicU64,
+    pub proposals_failed: [AtomicU64; 6],
+    pub proposals_pending: AtomicU64,
+    /// Proposal handed to the driver → its entry applied (on the leader).
+    pub apply_latency: Histogram,
+    /// One `fdatasync` of a WAL segment or snapshot file.
+    pub fsync: Histogram,
+    pub peers: Vec<PeerTelemetry>,
+    /// Events that the rate limit left out while someone subscribed.
+    pub events_sampled_out: AtomicU64,
+    events: broadcast::Sender<Event>,
+    /// Live [`Subscription`]s (an atomic: the broadcast's own count takes a lock).
+    subscribers: AtomicUsize,
+}
+
+/// A subscriber to a node's events; counted while alive.
+pub struct Subscription {
+    rx: broadcast::Receiver<Event>,
+    tel: Arc<Telemetry>,
+}
+
+impl Subscription {
+    pub async fn recv(&mut self) -> Result<Event, broadcast::error::RecvError> {
+        self.rx.recv().await
+    }
+
+    pub fn try_recv(&mut self) -> Result<Event, broadcast::error::TryRecvError> {
+        self.rx.try_recv()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.tel.subscribers.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Milliseconds since the UNIX epoch: the `t` of live events.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Telemetry {
+    pub fn new(id: NodeId, members: impl IntoIterator<Item = NodeId>, timing: Timing) -> Self {
+        let mut ids: Vec<NodeId> = members.into_iter().filter(|&p| p != id).collect();
+        ids.sort();
+        ids.dedup();
+        Telemetry {
+            id,
+            timing,
+            ticks: AtomicU64::new(0),
+            election_elapsed: AtomicU32::new(0),
+            heartbeat_elapsed: AtomicU32::new(0),
+            caught_up_tick: AtomicU64::new(0),
+            leader_contact_tick: AtomicU64::new(0),
+            leader_changes: AtomicU64::new(0),
+            proposals: AtomicU64::new(0),
+            proposals_failed: Default::default(),
+            proposals_pending: AtomicU64::new(0),
+            apply_latency: Histogram::new(LATENCY_BUCKETS_S),
+            fsync: Histogram::new(LATENCY_BUCKETS_S),
+            peers: ids
+                .into_iter()
+                .map(|id| PeerTelemetry {
+                    id,
+                    sent: Default::default(),
+                    received: AtomicU64::new(0),
+                    match_index: AtomicU64::new(0),
+                    sent_index: AtomicU64::new(0),
+                    heard_tick: AtomicU64::new(0),
+                })
+                .collect(),
+            events_sampled_out: AtomicU64::new(0),
+            events: broadcast::channel(EVENTS_BUFFER).0,
+            subscribers: AtomicUsize::new(0),
+        }
+    }
+
+    /// Every event from now on (a slow subscriber misses events: `RecvError::Lagged`).
+    pub fn subscribe(self: &Arc<Self>) -> Subscription {
+        self.subscribers.fetch_add(1, Relaxed);
+        Subscription {
+            rx: self.events.subscribe(),
+            tel: self.clone(),
+        }
+    }
+
+    /// True while someone listens: the tap builds events only then.
+    pub fn watched(&self) -> bool {
+        self.subscribers.load(Relaxed) > 0
+    }
+
+    pub fn peer(&self, id: NodeId) -> Option<&PeerTelemetry> {
+        self.peers.iter().find(|p| p.id == id)
+    }
+
+    /// How long ago, by ticks, tick count `at` was (None for 0: never).
+    pub fn ticks_since(&self, at: u64) -> Option<u64> {
+        (at != 0).then(|| self.ticks.load(Relaxed).saturating_sub(at))
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    /// Send `e` to every subscriber (the admin endpoint's own events).
+    pub fn publish(&self, e: Event) {
+        self.emit(e);
+    }
+}
+
+/// The driver loop's half: it sees every tick, message, status turn and proposal.
+pub struct Tap {
+    tel: Arc<Telemetry>,
+    prev: Option<NodeStatus>,
+    tokens: u32,
+    started: HashMap<u64, Instant>,
+}
+
+impl Tap {
+    pub fn new(tel: Arc<Telemetry>) -> Self {
+        Tap {
+            tel,
+            prev: None,
+            tokens: MSG_EVENTS_BURST,
+            started: HashMap::new(),
+        }
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.tel
+    }
+
+    /// One tick of the node's clock.
+    pub fn tick(&mut self) {
+        let t = &self.tel;
+        t.ticks.fetch_add(1, Relaxed);
+        // A leader runs no election timer, others send no heartbeats: those stay 0.
+        if self.prev.is_some_and(|p| p.role == Role::Leader) {
+            t.heartbeat_elapsed.fetch_add(1, Relaxed);
+            t.election_elapsed.store(0, Relaxed);
+        } else {
+            t.election_elapsed.fetch_add(1, Relaxed);
+            t.heartbeat_elapsed.store(0, Relaxed);
+        }
+        self.tokens = (self.tokens + MSG_EVENTS_PER_TICK).min(MSG_EVENTS_BURST);
+    }
+
+    /// A peer message, before the core steps it.
+    pub fn received(&mut self, m: &Message) {
+        let t = &self.tel;
+        let now = t.ticks.load(Relaxed).max(1);
+        if let Some(p) = t.peer(m.from) {
+            p.received.fetch_add(1, Relaxed);
+            p.heard_tick.store(now, Relaxed);
+            if let MessageBody::AppendResponse(r) = &m.body {
+                if let AppendOutcome::Accepted { match_index } = r.outcome {
+                    p.match_index.fetch_max(match_index.0, Relaxed);
+                }
+            }
+        }
+        let term = self.prev.map_or(0, |s| s.term);
+        let from_leader = matches!(
+            m.body,
+            MessageBody::Append(_) | MessageBody::Snapshot(_) | MessageBody::TimeoutNow
+        );
+        if from_leader && m.term.0 >= term {
+            t.election_elapsed.store(0, Relaxed);
+            t.leader_contact_tick.store(now, Relaxed);
+        }
+    }
+
+    /// A transport that reports every message it forwards to `inner`.
+    pub fn transport<'a, T: replica::Transport>(&'a mut self, inner: &'a mut T) -> Tapped<'a, T> {
+        Tapped { tap: self, inner }
+    }
+
+    fn sent(&mut self, m: &Message) {
+        let kind = MsgKind::of(&m.body);
+        let t = &self.tel;
+        if let Some(p) = t.peer(m.to) {
+            let i = MsgKind::ALL
+                .iter()
+                .position(|&k| k == kind)
+                .expect("listed");
+            p.sent[i].fetch_add(1, Relaxed);
+            if let MessageBody::Append(a) = &m.body {
+                let last = a.prev.index.0 + a.entries.len() as u64;
+                p.sent_index.fetch_max(last, Relaxed);
+            }
+        }
+        match &m.body {
+            MessageBody::Append(_) => t.heartbeat_elapsed.store(0, Relaxed),
+            MessageBody::VoteResponse(v) if v.granted && !v.pre_vote => {
+                t.election_elapsed.store(0, Relaxed)
+            }
+            _ => {}
+        }
+        if !t.watched() {
+            return;
+        }
+        if !kind.always_shown() {
+            if self.tokens == 0 {
+                t.events_sampled_out.fetch_add(1, Relaxed);
+                return;
+            }
+            self.tokens -= 1;
+        }
+        let (entries, index, ok) = describe(&m.body);
+        t.emit(Event::Message {
+            at_ms: now_ms(),
+            from: m.from,
+            to: m.to,
+            kind,
+            term: m.term.0,
+            entries,
+            index,
+            ok,
+        });
+    }
+
+    /// After every loop turn, with the status just published.
+    pub fn turn(&mut self, st: &NodeStatus) {
+        let t = &self.tel;
+        let now = t.ticks.load(Relaxed).max(1);
+        if st.applied >= st.commit {
+            t.caught_up_tick.store(now, Relaxed);
+        }
+        if st.role == Role::Leader {
+            t.leader_contact_tick.store(now, Relaxed);
+        }
+        let prev = self.prev.replace(*st);
+        let changed =
+            prev.is_none_or(|p| (p.role, p.term, p.leader) != (st.role, st.term, st.leader));
+        if !changed {
+            return;
+        }
+        if st.leader.is_some() && prev.is_some_and(|p| p.leader != st.leader) {
+            t.leader_changes.fetch_add(1, Relaxed);
+        }
+        if prev.is_none_or(|p| p.role != st.role || p.term != st.term) {
+            t.election_elapsed.store(0, Relaxed);
+        }
+        if st.role == Role::Leader && prev.is_none_or(|p| p.role != Role::Leader) {
+            for p in &t.peers {
+                p.match_index.store(0, Relaxed);
+                p.sent_index.store(0, Relaxed);
+            }
+        }
+        if t.watched() {
+            t.emit(Event::Role {
+                at_ms: now_ms(),
+                node: t.id,
+                role: st.role,
+                term: st.term,
+                leader: st.leader,
+            });
+        }
+    }
+
+    /// A proposal accepted by the core under `token`.
+    pub fn proposed(&mut self, token: u64) {
+        self.tel.proposals.fetch_add(1, Relaxed);
+        self.started.insert(token, Instant::now());
+        self.tel
+            .proposals_pending
+            .store(self.started.len() as u64, Relaxed);
+    }
+
+    /// A proposal refused before reaching the log.
+    pub fn refused(&mut self, why: FailReason) {
+        self.tel.proposals.fetch_add(1, Relaxed);
+        self.failed_count(why);
+    }
+
+    /// The proposal `token` ended: applied (`None`) or failed.
+    pub fn finished(&mut self, token: u64, failure: Option<FailReason>) {
+        let Some(at) = self.started.remove(&token) else {
+            return;
+        };
+        self.tel
+            .proposals_pending
+            .store(self.started.len() as u64, Relaxed);
+        match failure {
+            None => self.tel.apply_latency.observe(at.elapsed()),
+            Some(why) => self.failed_count(why),
+        }
+    }
+
+    /// Every pending proposal failed with `why` (shutdown).
+    pub fn finish_all(&mut self, why: FailReason) {
+        for _ in self.started.drain() {
+            let i = FailReason::ALL
+                .iter()
+                .position(|&r| r == why)
+                .expect("listed");
+            self.tel.proposals_failed[i].fetch_add(1, Relaxed);
+        }
+        self.tel.proposals_pending.store(0, Relaxed);
+    }
+
+    fn failed_count(&self, why: FailReason) {
+        let i = FailReason::ALL
+            .iter()
+            .position(|&r| r == why)
+            .expect("listed");
+        self.tel.proposals_failed[i].fetch_add(1, Relaxed);
+    }
+}
+
+/// `(entries, index, ok)` of a message event.
+fn describe(body: &MessageBody) -> (u32, u64, Option<bool>) {
+    match body {
+        MessageBody::Vote(v) => (0, v.last.index.0, None),
+        MessageBody::VoteResponse(v) => (0, 0, Some(v.granted)),
+        MessageBody::Append(a) => (
+            a.entries.len() as u32,
+            a.prev.index.0 + a.entries.len() as u64,
+            None,
+        ),
+        MessageBody::AppendResponse(r) => match r.outcome {
+            AppendOutcome::Accepted { match_index } => (0, match_index.0, Some(true)),
+            AppendOutcome::Rejected { rejected_prev, .. } => (0, rejected_prev.0, Some(false)),
+        },
+        MessageBody::Snapshot(s) => (0, s.meta.last.index.0, None),
+        MessageBody::SnapshotResponse(s) => (0, s.snapshot_index.0, Some(s.installed)),
+        MessageBody::TimeoutNow => (0, 0, None),
+        MessageBody::ReadIndex { .. } => (0, 0, None),
+        MessageBody::ReadIndexResponse { index, .. } => {
+            (0, index.map_or(0, |i| i.0), Some(index.is_some()))
+        }
+    }
+}
+
+/// A transport wrapper that reports every message to the [`Tap`] before forwarding it.
+pub struct Tapped<'a, T> {
+    tap: &'a mut Tap,
+    inner: &'a mut T,
+}
+
+impl<T: replica::Transport> replica::Transport for Tapped<'_, T> {
+    fn send(&mut self, msg: Message) {
+        self.tap.sent(&msg);
+        self.inner.send(msg);
+    }
+}
+
+/// A file system that times every `fdatasync` into [`Telemetry::fsync`]; everything else
+/// passes through unchanged.
+pub struct TimedFs<F> {
+    inner: F,
+    tel: Arc<Telemetry>,
+}
+
+impl<F> TimedFs<F> {
+    pub fn new(inner: F, tel: Arc<Telemetry>) -> Self {
+        TimedFs { inner, tel }
+    }
+}
+
+/// A file of [`TimedFs`].
+pub struct TimedFile<F> {
+    inner: F,
+    tel: Arc<Telemetry>,
+}
+
+impl<F: storage::FsFile> storage::FsFile for TimedFile<F> {
+    fn append(&self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.append(buf)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        let at = Instant::now();
+        let r = self.inner.sync_data();
+        self.tel.fsync.observe(at.elapsed());
+        r
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+}
+
+impl<F: storage::Fs> storage::Fs for TimedFs<F> {
+    type File = TimedFile<F::File>;
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_dir(dir)
+    }
+    fn create(&self, path: &Path) -> std::io::Result<Self::File> {
+        Ok(TimedFile {
+            inner: self.inner.create(path)?,
+            tel: self.tel.clone(),
+        })
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Self::File> {
+        Ok(TimedFile {
+            inner: self.inner.open(path)?,
+            tel: self.tel.clone(),
+        })
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
+        self.inner.truncate(path, len)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use raft::{AppendRequest, Entry, EntryId, EntryKind, LogIndex, Term, VoteResponse};
+
+    fn tel() -> Arc<Telemetry> {
+        Arc::new(Telemetry::new(
+            NodeId(1),
+            [NodeId(1), NodeId(2), NodeId(3)],
+            Timing {
+                tick: Duration::from_millis(10),
+                election_ticks: 30,
+                heartbeat_ticks: 5,
+            },
+        ))
+    }
+
+    fn status(role: Role, term: u64, leader: Option<u64>) -> NodeStatus {
+        NodeStatus {
+            id: NodeId(1),
+            role,
+            term,
+            leader: leader.map(NodeId),
+            commit: 0,
+            applied: 0,
+            last_index: 0,
+            snapshot_index: 0,
+        }
+    }
+
+    fn append(to: u64, entries: u64) -> Message {
+        Message {
+            from: NodeId(1),
+            to: NodeId(to),
+            term: Term(2),
+            body: MessageBody::Append(AppendRequest {
+                prev: EntryId {
+                    term: Term(1),
+                    index: LogIndex(4),
+                },
+                entries: (0..entries)
+                    .map(|i| Entry {
+                        term: Term(2),
+                        index: LogIndex(5 + i),
+                        kind: EntryKind::Normal,
+                        data: Bytes::new(),
+                    })
+                    .collect(),
+                commit: LogIndex(4),
+                read_seq: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_sum_in_seconds() {
+        let h = Histogram::new(&[0.001, 0.01]);
+        h.observe(Duration::from_micros(500));
+        h.observe(Duration::from_millis(5));
+        h.observe(Duration::from_secs(1));
+        let (b, sum, n) = h.snapshot();
+        assert_eq!(b, vec![(0.001, 1), (0.01, 2), (f64::INFINITY, 3)]);
+        assert_eq!(n, 3);
+        assert!((sum - 1.0055).abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_events_are_built_while_nobody_watches_and_votes_bypass_the_rate_limit() {
+        let t = tel();
+        let mut tap = Tap::new(t.clone());
+        let mut sink: Vec<Message> = Vec::new();
+        replica::Transport::send(&mut tap.transport(&mut sink), append(2, 1));
+        assert_eq!(t.events_sampled_out.load(Relaxed), 0);
+        assert_eq!(t.peer(NodeId(2)).unwrap().sent_index.load(Relaxed), 5);
+        let mut rx = t.subscribe();
+        for _ in 0..MSG_EVENTS_BURST + 10 {
+            replica::Transport::send(&mut tap.transport(&mut sink), append(3, 0));
+        }
+        assert_eq!(t.events_sampled_out.load(Relaxed), 10, "bounded burst");
+        let vote = Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(3),
+            body: MessageBody::VoteResponse(VoteResponse {
+                pre_vote: false,
+                granted: true,
+            }),
+        };
+        replica::Transport::send(&mut tap.transport(&mut sink), vote);
+        let mut last = None;
+        while let Ok(e) = rx.try_recv() {
+            last = Some(e);
+        }
+        assert!(matches!(
+            last,
+            Some(Event::Message {
+                kind: MsgKind::VoteResponse,
+                ok: Some(true),
+                ..
+            })
+        ));
+        assert_eq!(sink.len(), MSG_EVENTS_BURST as usize + 12, "all forwarded");
+    }
+
+    #[test]
+    fn leader_changes_count_only_a_new_known_leader() {
+        let t = tel();
+        let mut tap = Tap::new(t.clone());
+        tap.turn(&status(Role::Follower, 1, None));
+        tap.turn(&status(Role::Candidate, 2, None));
+        tap.turn(&status(Role::Leader, 2, Some(1)));
+        tap.turn(&status(Role::Follower, 3, None));
+        tap.turn(&status(Role::Follower, 3, Some(2)));
+        tap.turn(&status(Role::Follower, 3, Some(2)));
+        assert_eq!(t.leader_changes.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn the_election_timer_estimate_resets_on_leader_contact() {
+        let t = tel();
+        let mut tap = Tap::new(t.clone());
+        tap.turn(&status(Role::Follower, 2, Some(2)));
+        for _ in 0..7 {
+            tap.tick();
+        }
+        assert_eq!(t.election_elapsed.load(Relaxed), 7);
+        let mut hb = append(1, 0);
+        hb.from = NodeId(2);
+        tap.received(&hb);
+        assert_eq!(t.election_elapsed.load(Relaxed), 0);
+        assert_eq!(t.ticks_since(t.leader_contact_tick.load(Relaxed)), Some(0));
+        assert_eq!(
+            t.ticks_since(t.peer(NodeId(2)).unwrap().heard_tick.load(Relaxed)),
+            Some(0)
+        );
+    }
+}
