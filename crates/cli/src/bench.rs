@@ -22,15 +22,16 @@ use std::time::Duration;
 
 pub use workload::Op;
 
-const LONG_ABOUT: &str = "\
-Load-test any etcd v3 endpoint (raftkv or etcd) with raw KV calls (Put, Range, Txn) over
-gRPC and report throughput and latency percentiles (HDR histogram, microsecond precision).
-
-Closed loop: each of --clients clients issues its next request when the previous one
-returned; latency is measured from just before a request is issued to its response.
-Clients are spread round-robin over --conns HTTP/2 connections, and the connections
-round-robin over --endpoints. Failed requests are not retried; they are counted by gRPC
-code. Warmup requests (--warmup) and prefill writes (--prefill) are not counted.
+/// Shown after the flags by `raftkv bench --help`.
+const AFTER_LONG_HELP: &str = "\
+How it measures:
+  Each request is one raw etcd v3 KV call (Put, Range, Txn) over gRPC; the same tool drives
+  raftkv and etcd alike. Closed loop: each of --clients clients issues its next request when
+  the previous one returned; latency runs from just before a request is issued to its
+  response (HDR histogram, microsecond precision). Clients are spread round-robin over
+  --conns HTTP/2 connections, and the connections round-robin over --endpoints. Failed
+  requests are not retried; they are counted by gRPC code. Warmup requests (--warmup) and
+  prefill writes (--prefill) are not counted.
 
 Examples:
   raftkv bench --op put --clients 64 --duration 10s
@@ -38,11 +39,11 @@ Examples:
       --op get --clients 64 --leader-first --json
   raftkv bench --op mixed --read-ratio 0.9 --key-space 100000 --total 50000
   raftkv bench --op txn --clients 16 --duration 5s --quiet
-  raftkv bench --op get-serializable --value-size 1024 --no-prefill";
+  raftkv bench --endpoints 127.0.0.1:12379 --op get-serializable --value-size 1024";
 
 /// Flags of `raftkv bench`.
 #[derive(Args, Debug, Clone)]
-#[command(long_about = LONG_ABOUT)]
+#[command(after_long_help = AFTER_LONG_HELP)]
 pub struct BenchArgs {
     /// Client endpoints as host:port (or http://host:port), comma-separated.
     #[arg(long, default_value = "127.0.0.1:2379", value_delimiter = ',')]
@@ -394,6 +395,17 @@ mod tests {
         assert!(plan(&["--op", "mixed", "--read-ratio", "-0.1"]).is_err());
         assert_eq!(plan(&["--op", "get"]).unwrap().read_ratio, None);
         assert!(plan(&["--op", "scan"]).is_err());
+    }
+
+    #[test]
+    fn long_help_explains_the_measurement_and_shows_examples() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Closed loop"), "{help}");
+        assert!(
+            help.contains("Examples:\n  raftkv bench --op put"),
+            "{help}"
+        );
     }
 
     #[test]
