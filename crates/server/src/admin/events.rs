@@ -258,7 +258,10 @@ pub async fn forward_peer(admin: Admin, id: NodeId, tx: mpsc::Sender<String>) {
                 if up {
                     announced_down = false;
                 }
-                r.and_then(|_| Err("stream ended".to_string()))
+                match r {
+                    Ok(()) => return, // `on_data` said stop: the client is gone.
+                    Err(e) => Err(e),
+                }
             }
         };
         if let Err(why) = result {

@@ -82,7 +82,8 @@ impl Histogram {
     }
 }
 
-/// The kind of a Raft message, as the dashboard and the metrics name it.
+/// The kind of a Raft message, as the dashboard and the metrics name it. `kind as usize` is
+/// its position in [`MsgKind::ALL`] (and in [`PeerTelemetry::sent`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MsgKind {
     Vote,
@@ -260,7 +261,8 @@ pub struct PeerTelemetry {
     pub heard_tick: AtomicU64,
 }
 
-/// Why a proposal failed, for `raftkv_proposals_failed_total{reason}`.
+/// Why a proposal failed, for `raftkv_proposals_failed_total{reason}`. `reason as usize`
+/// is its position in [`FailReason::ALL`] (and in [`Telemetry::proposals_failed`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailReason {
     NotLeader,
@@ -494,11 +496,7 @@ impl Tap {
         let kind = MsgKind::of(&m.body);
         let t = &self.tel;
         if let Some(p) = t.peer(m.to) {
-            let i = MsgKind::ALL
-                .iter()
-                .position(|&k| k == kind)
-                .expect("listed");
-            p.sent[i].fetch_add(1, Relaxed);
+            p.sent[kind as usize].fetch_add(1, Relaxed);
             if let MessageBody::Append(a) = &m.body {
                 let last = a.prev.index.0 + a.entries.len() as u64;
                 p.sent_index.fetch_max(last, Relaxed);
@@ -604,22 +602,13 @@ impl Tap {
 
     /// Every pending proposal failed with `why` (shutdown).
     pub fn finish_all(&mut self, why: FailReason) {
-        for _ in self.started.drain() {
-            let i = FailReason::ALL
-                .iter()
-                .position(|&r| r == why)
-                .expect("listed");
-            self.tel.proposals_failed[i].fetch_add(1, Relaxed);
-        }
+        let n = self.started.drain().count() as u64;
+        self.tel.proposals_failed[why as usize].fetch_add(n, Relaxed);
         self.tel.proposals_pending.store(0, Relaxed);
     }
 
     fn failed_count(&self, why: FailReason) {
-        let i = FailReason::ALL
-            .iter()
-            .position(|&r| r == why)
-            .expect("listed");
-        self.tel.proposals_failed[i].fetch_add(1, Relaxed);
+        self.tel.proposals_failed[why as usize].fetch_add(1, Relaxed);
     }
 }
 
@@ -784,6 +773,18 @@ mod tests {
                 read_seq: 0,
             }),
         }
+    }
+
+    #[test]
+    fn the_all_lists_are_in_declaration_order() {
+        assert!(MsgKind::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, &k)| k as usize == i));
+        assert!(FailReason::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, &r)| r as usize == i));
     }
 
     #[test]
