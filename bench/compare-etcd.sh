@@ -40,7 +40,8 @@
 #   mixed-c64                           90% linearizable Range / 10% Put at 64 clients
 #
 # Ports (refused if any is busy): etcd 12379/12380, 12479/12480, 12579/12580;
-# raftkv 2279/2280, 22279/22280, 32279/32280 (raftkv dev --base-port 2279).
+# raftkv 2279/2280/2281, 22279-22281, 32279-32281 (raftkv dev --base-port 2279; +2 is the
+# admin endpoint).
 # Both systems run with heartbeat 100 ms and election timeout 1000 ms (etcd's defaults);
 # everything else is each system's default. `--leader-first` puts each cluster's leader first
 # in the endpoint list, so the 1-client cell talks to the leader on both systems.
@@ -164,8 +165,9 @@ port_busy() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
   fi
 }
+# Client and peer port of every member; raftkv dev members also serve admin on client + 2.
 for p in "${ETCD_PORTS[@]}" "${RAFTKV_PORTS[@]}"; do
-  for q in "$p" "$((p + 1))"; do
+  for q in "$p" "$((p + 1))" "$((p + 2))"; do
     if port_busy "$q"; then
       die "port $q is busy (another etcd, raftkv or an earlier run of this script?); stop it first"
     fi
