@@ -6,15 +6,22 @@
 //! each check only looks at what changed since the last event (cost O(new entries)).
 //! Must never: mutate a node, or forget anything for the whole run (a violation may involve
 //! a node that crashed long ago).
+//!
+//! A node restored from a digest snapshot ([`crate::app::Recording::Digest`]) no longer knows
+//! the entries the snapshot covers, only their hash chain: the checker compares that chain
+//! with the global applied sequence's at the snapshot index (or, if no node was seen applying
+//! that far yet, keeps the claim and compares it once one is), and checks the entries the node
+//! applies after it as usual.
 
-use crate::app::SimStateMachine;
+use crate::app::{chain_next, SimStateMachine};
 use crate::disk::{entry_hash, SimStore};
+use crate::machine::NodeMachine;
 use raft::{EntryId, LogIndex, NodeId, Term};
 use replica::Replica;
 use std::collections::{BTreeMap, HashMap};
 
 /// A simulated node as the checker sees it.
-pub type SimReplica = Replica<SimStore, SimStateMachine>;
+pub type SimReplica = Replica<SimStore, NodeMachine>;
 
 /// What the checker has already seen of one node.
 #[derive(Default, Clone, Debug)]
@@ -22,6 +29,9 @@ struct NodeCursor {
     audit_seen: usize,
     records_seen: usize,
     restores_seen: u64,
+    /// The restored digest base is beyond the global applied sequence: its chain is checked,
+    /// and the records after it, once the sequence gets there.
+    base_unverified: bool,
     commit_seen: LogIndex,
     leader_term_seen: Option<Term>,
 }
@@ -35,6 +45,8 @@ pub struct Checker {
     leaders: BTreeMap<Term, NodeId>,
     /// State Machine Safety: `applied[i]` = (term, payload hash) of what was applied at i + 1.
     applied: Vec<(Term, u64)>,
+    /// `chain[i]`: the hash chain through `applied[i]` ([`chain_next`]).
+    chain: Vec<u64>,
     /// The entries known committed: `committed[i]` is (term of the entry at index i + 1,
     /// term of the node that first saw it committed). The second over-approximates the term
     /// in which the entry was committed (a node learns of a commit in its leader's term, or
@@ -71,6 +83,9 @@ impl Checker {
         let c = &mut self.nodes[n];
         c.commit_seen = LogIndex(0);
         c.records_seen = 0;
+        // A fresh state machine counts its restores from 0 again.
+        c.restores_seen = 0;
+        c.base_unverified = false;
         c.leader_term_seen = None;
     }
 
@@ -118,14 +133,23 @@ impl Checker {
     /// State Machine Safety (§5.4.3): every node's applied sequence is a prefix of one
     /// global sequence.
     fn state_machine_safety(&mut self, n: usize, node: &SimReplica) -> Result<(), String> {
-        let sm = node.state_machine();
+        let sm = node.state_machine().recorder();
         let cur = &mut self.nodes[n];
         if sm.restores() != cur.restores_seen {
             cur.restores_seen = sm.restores();
             cur.records_seen = 0;
+            cur.base_unverified = sm.records_base().index.0 > 0;
         }
+        if cur.base_unverified {
+            if !self.verify_base(n, sm)? {
+                return self.applied_matches(n, node, sm);
+            }
+            self.nodes[n].base_unverified = false;
+        }
+        let base = sm.records_base().index.0 as usize;
         let records = sm.records();
-        for (i, r) in records.iter().enumerate().skip(cur.records_seen) {
+        for (k, r) in records.iter().enumerate().skip(self.nodes[n].records_seen) {
+            let i = base + k;
             let got = (r.id.term, entry_hash(r.kind, &r.data));
             if i < self.applied.len() {
                 if self.applied[i] != got {
@@ -139,10 +163,41 @@ impl Checker {
                     ));
                 }
             } else {
+                let prev = self.chain.last().copied().unwrap_or(0);
+                self.chain
+                    .push(chain_next(prev, r.id.term, r.kind, &r.data));
                 self.applied.push(got);
             }
         }
-        cur.records_seen = records.len();
+        self.nodes[n].records_seen = records.len();
+        self.applied_matches(n, node, sm)
+    }
+
+    /// Compare a restored digest with the global chain at its index; `Ok(false)` while the
+    /// global sequence is shorter than that (the claim is compared later).
+    fn verify_base(&self, n: usize, sm: &SimStateMachine) -> Result<bool, String> {
+        let base = sm.records_base();
+        let k = base.index.0 as usize - 1;
+        let Some(&chain) = self.chain.get(k) else {
+            return Ok(false);
+        };
+        if chain != sm.base_chain() || self.applied[k].0 != base.term {
+            return Err(format!(
+                "state machine safety: n{} restored a snapshot through {base:?} whose applied \
+                 sequence differs from the one other nodes applied (term there {:?})",
+                n + 1,
+                self.applied[k].0
+            ));
+        }
+        Ok(true)
+    }
+
+    fn applied_matches(
+        &self,
+        n: usize,
+        node: &SimReplica,
+        sm: &SimStateMachine,
+    ) -> Result<(), String> {
         if node.applied_index() != sm.applied_index() {
             return Err(format!(
                 "n{}: replica applied {:?} but the state machine holds {:?}",
@@ -174,19 +229,30 @@ impl Checker {
     fn commits(&mut self, n: usize, node: &SimReplica) -> Result<(), String> {
         let raft = node.raft();
         let commit = raft.commit_index();
-        let records = node.state_machine().records();
+        let sm = node.state_machine().recorder();
         let mut i = self.nodes[n].commit_seen.next();
         while i <= commit {
-            let term = raft
-                .term_at(i)
-                .or_else(|| records.get(i.0 as usize - 1).map(|r| r.id.term))
-                .ok_or_else(|| {
-                    format!(
+            let k = i.0 as usize - 1;
+            let term = raft.term_at(i).or_else(|| sm.term_at(i));
+            let term = match term {
+                Some(t) => t,
+                // Covered by a digest restore the checker verified: the node applied exactly
+                // the global sequence up to its base.
+                None if i <= sm.records_base().index && !self.nodes[n].base_unverified => {
+                    match self.applied.get(k) {
+                        Some(&(t, _)) => t,
+                        None => break,
+                    }
+                }
+                // Covered by a digest the checker cannot compare yet: look again later.
+                None if i <= sm.records_base().index => break,
+                None => {
+                    return Err(format!(
                         "n{}: committed index {i:?} neither in log nor applied",
                         n + 1
-                    )
-                })?;
-            let k = i.0 as usize - 1;
+                    ))
+                }
+            };
             if k < self.committed.len() {
                 if self.committed[k].0 != term {
                     return Err(format!(
@@ -202,7 +268,7 @@ impl Checker {
             i = i.next();
         }
         let cur = &mut self.nodes[n];
-        cur.commit_seen = cur.commit_seen.max(commit);
+        cur.commit_seen = cur.commit_seen.max(i.prev());
         Ok(())
     }
 

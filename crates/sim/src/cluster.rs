@@ -11,6 +11,7 @@ use crate::check::{Checker, SimReplica};
 use crate::config::{NetConfig, SimConfig};
 use crate::disk::{restart_digest, restart_mode, SimStore};
 use crate::hash::{finish, mix};
+use crate::machine::NodeMachine;
 use crate::net::{is_request, NetStats, Topology};
 use bytes::Bytes;
 use raft::{
@@ -91,7 +92,7 @@ struct Node {
     replica: Option<SimReplica>,
     /// While crashed: the disk (as recovery left it after the crash) and the last state
     /// machine, for observation (`applied`, `n_committed`).
-    parked: Option<(SimStore, SimStateMachine)>,
+    parked: Option<(SimStore, NodeMachine)>,
     /// Bumped at every crash; messages and timers of an older incarnation are dropped.
     incarnation: u32,
     ready_scheduled: bool,
@@ -178,7 +179,7 @@ impl Cluster {
             };
             c.nodes.push(Node {
                 replica: None,
-                parked: Some((store, SimStateMachine::new())),
+                parked: Some((store, NodeMachine::for_config(c.cfg.kv))),
                 incarnation: 0,
                 ready_scheduled: false,
                 read_results: Vec::new(),
@@ -645,7 +646,8 @@ impl Cluster {
         let policy = SnapshotPolicy {
             every_applied_entries: self.cfg.snapshot_every,
         };
-        let replica = match Replica::new(rc, store, SimStateMachine::new(), policy) {
+        let machine = NodeMachine::for_config(self.cfg.kv);
+        let replica = match Replica::new(rc, store, machine, policy) {
             Ok(r) => r,
             Err(e) => self.fail(&format!("{id:?} cannot start from its disk: {e}")),
         };
@@ -673,6 +675,15 @@ impl Cluster {
     /// 6.824 `Start(cmd)`: propose at node `id`. The node handles its `Ready` as the next
     /// event at the current time, so proposals made together are batched.
     pub fn propose(&mut self, id: NodeId, data: Bytes) -> Result<EntryId, ProposeError> {
+        self.propose_with_token(id, data).map(|(eid, _)| eid)
+    }
+
+    /// [`Cluster::propose`], also returning the token its [`Completion`] will carry.
+    pub fn propose_with_token(
+        &mut self,
+        id: NodeId,
+        data: Bytes,
+    ) -> Result<(EntryId, u64), ProposeError> {
         let n = self.index_of(id);
         self.counters.proposals += 1;
         let token = self.next_token;
@@ -680,13 +691,11 @@ impl Cluster {
         let Some(r) = self.nodes[n].replica.as_mut() else {
             return Err(ProposeError::NotLeader { leader_hint: None });
         };
-        let res = r.propose(data, token);
-        if let Ok(eid) = res {
-            self.counters.proposals_accepted += 1;
-            self.trace_event(T_PROPOSE, mix(eid.index.0, eid.term.0));
-            self.schedule_ready(n);
-        }
-        res
+        let eid = r.propose(data, token)?;
+        self.counters.proposals_accepted += 1;
+        self.trace_event(T_PROPOSE, mix(eid.index.0, eid.term.0));
+        self.schedule_ready(n);
+        Ok((eid, token))
     }
 
     /// Start a linearizable read at node `id`; its answer appears in `read_results(id)`.
@@ -766,13 +775,17 @@ impl Cluster {
         out
     }
 
-    fn sm(&self, n: usize) -> &SimStateMachine {
+    fn machine_of(&self, n: usize) -> &NodeMachine {
         let node = &self.nodes[n];
         match (&node.replica, &node.parked) {
             (Some(r), _) => r.state_machine(),
             (None, Some((_, sm))) => sm,
             (None, None) => unreachable!("a node is either up or parked"),
         }
+    }
+
+    fn sm(&self, n: usize) -> &SimStateMachine {
+        self.machine_of(n).recorder()
     }
 
     fn disk(&self, n: usize) -> &SimStore {
@@ -784,13 +797,26 @@ impl Cluster {
         }
     }
 
-    /// The application state machine of node `id` (its last one while crashed).
+    /// The recorder of node `id` (its last one while crashed).
     pub fn state_machine(&self, id: NodeId) -> &SimStateMachine {
         self.sm(self.index_of(id))
     }
 
+    /// Everything node `id` applies entries to (its last one while crashed).
+    pub fn machine(&self, id: NodeId) -> &NodeMachine {
+        self.machine_of(self.index_of(id))
+    }
+
+    /// The KV state machine of node `id` while it is up (`None` while crashed, or when the
+    /// cluster runs no KV service).
+    pub fn kv(&self, id: NodeId) -> Option<&kv::KvStateMachine> {
+        let n = self.index_of(id);
+        self.nodes[n].replica.as_ref()?.state_machine().kv()
+    }
+
     /// Commands applied by node `id`, in order, as (index, data), including those restored
-    /// from snapshots. Leader no-ops are not commands and are left out.
+    /// from full-record snapshots (a digest snapshot, with KV, forgets the ones it covers).
+    /// Leader no-ops are not commands and are left out.
     pub fn applied(&self, id: NodeId) -> Vec<(LogIndex, Bytes)> {
         self.sm(self.index_of(id))
             .records()
@@ -835,6 +861,13 @@ impl Cluster {
     /// Totals since the cluster was built.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Completions produced so far over all nodes: it changes exactly when some node's
+    /// [`Cluster::completions`] grew, so a driver can stop the clock at that event.
+    pub fn completions_total(&self) -> u64 {
+        let k = &self.counters;
+        k.proposals_applied + k.proposals_failed + k.reads_ready + k.reads_failed
     }
 
     /// Terms that had a leader so far.

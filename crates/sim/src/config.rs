@@ -4,6 +4,7 @@
 //! numbers, and small WAL segments so that rolling and segment removal happen in every run).
 //! Must never: hold state that changes while a simulation runs.
 
+use kv::KvConfig;
 use storage::DiskOptions;
 
 /// Responses held back for a long time (6.824 `LongReordering`): with probability
@@ -91,6 +92,9 @@ pub struct SimConfig {
     /// Each node's write-ahead log: segment size and write buffer.
     pub disk: DiskOptions,
     pub net: NetConfig,
+    /// Run the KV state machine on every node, next to the recorder (`None`: the recorder
+    /// alone, as the Raft-level scenarios want). See [`crate::machine::NodeMachine`].
+    pub kv: Option<KvConfig>,
 }
 
 impl SimConfig {
@@ -103,7 +107,7 @@ impl SimConfig {
     };
 
     /// `nodes` nodes, 10 ms ticks, election timeout [150, 300) ms, heartbeat 50 ms, PreVote
-    /// and CheckQuorum on, no snapshots, reliable network, [`SimConfig::DISK_DEFAULT`].
+    /// and CheckQuorum on, no snapshots, reliable network, [`SimConfig::DISK_DEFAULT`], no KV.
     pub fn new(nodes: usize, seed: u64) -> Self {
         SimConfig {
             seed,
@@ -120,6 +124,7 @@ impl SimConfig {
             crash_keeps_unsynced_prefix: false,
             disk: SimConfig::DISK_DEFAULT,
             net: NetConfig::reliable(),
+            kv: None,
         }
     }
 }

@@ -6,10 +6,19 @@
 //! - [`cluster`]: [`Cluster`] — event queue, virtual clock, routing, crashes and restarts;
 //! - [`net`]: topology (connected flags, one-way links, partitions) and [`NetStats`];
 //! - [`check`]: Figure-3 invariants checked after every event, incrementally;
-//! - [`app`]: [`SimStateMachine`], which records every applied entry (and snapshots them);
+//! - [`app`]: [`SimStateMachine`], which records every applied entry (and snapshots them, in
+//!   full or as a hash-chain digest);
+//! - [`machine`]: [`NodeMachine`], what a node applies entries to: the recorder, plus the
+//!   real `kv::KvStateMachine` when [`SimConfig::kv`] asks for the KV service;
 //! - [`disk`]: [`SimStore`], the real write-ahead log (`storage::DiskStore`) over a
 //!   power-cuttable `storage::FaultFs`, with an audit trail for Log Matching;
 //! - [`random`]: [`run_random`], seeded random-fault runs with a liveness phase;
+//! - [`kvsim`]: [`KvSim`], the KV service on a cluster with 6.824-style clerks (sessions,
+//!   retries, ReadIndex reads) recording a `check::History`;
+//! - [`generic`]: [`run_generic`], 6.824's kvraft `GenericTest` (client mix, partitioner,
+//!   crash rounds, append-order, size and linearizability checks) on [`KvSim`];
+//! - [`kvrandom`]: [`run_kv_random`], seeded random KV runs (client mix and a fault schedule
+//!   from one seed) checked the same way;
 //! - [`hash`]: deterministic hashing for traces and registries.
 //!
 //! The model: each node ticks every `tick_ms` (with a seeded phase); a message is routed when
@@ -24,6 +33,11 @@
 //! minute each (`RAFTKV_SIM_SEEDS=20000` for more, `RAFTKV_SIM_SEED_START`,
 //! `RAFTKV_SIM_MINUTES`); a failing seed prints its replay command,
 //! `cargo run -p sim --release -- --seed N [--minutes M]`.
+//!
+//! KV level: the scenario tests `scenarios_4a`/`scenarios_4b` (6.824 kvraft) and
+//! `cargo test -p sim --release --test kv_seeds` (seeded random KV runs; `RAFTKV_KV_SEEDS`,
+//! `RAFTKV_KV_SEED_START`); a failing KV seed prints
+//! `cargo run -p sim --release -- --kv --seed N`.
 //!
 //! Owns: simulated time, network, disks and faults. Must never: use the wall clock, threads,
 //! tokio, or any randomness not derived from the seed.
@@ -42,13 +56,21 @@ pub mod check;
 pub mod cluster;
 pub mod config;
 pub mod disk;
+pub mod generic;
 pub mod hash;
+pub mod kvrandom;
+pub mod kvsim;
+pub mod machine;
 pub mod net;
 pub mod random;
 
-pub use app::{AppliedEntry, SimStateMachine};
+pub use app::{AppliedEntry, Recording, SimStateMachine};
 pub use cluster::{Cluster, Counters};
 pub use config::{LongReorder, NetConfig, SimConfig};
 pub use disk::SimStore;
+pub use generic::{run_generic, GenericParams, GenericReport};
+pub use kvrandom::{kv_repro_command, run_kv_random, KvRunReport};
+pub use kvsim::{ClerkConfig, ClerkId, KvOp, KvReply, KvSim, Program};
+pub use machine::NodeMachine;
 pub use net::NetStats;
 pub use random::{config_for_seed, repro_command, run_random, RunReport};

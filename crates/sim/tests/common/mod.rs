@@ -65,6 +65,8 @@
 //! no-op indexes apart.
 #![allow(dead_code)]
 
+pub mod kv;
+
 use bytes::Bytes;
 use raft::{EntryId, EntryKind, LogIndex, NodeId, Role, Term};
 use sim::{Cluster, LongReorder, NetConfig, SimConfig};
