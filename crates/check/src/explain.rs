@@ -17,7 +17,7 @@ use crate::model::{Input, KeyState, Output, ShowBytes};
 const PREFIX_SHOWN_MAX: usize = 8;
 /// How many completed operations (in return order) are considered for the first line.
 const HEADLINE_SCAN_MAX: usize = 32;
-/// How many writers of a returned value are listed.
+/// How many writers of a returned value (or appends it may end with) are listed.
 const WRITERS_SHOWN_MAX: usize = 4;
 
 /// One key's operations as the checker saw them: `ops[i]` is `history[index[i]]`.
@@ -55,6 +55,7 @@ pub(crate) fn explain(key_ops: &KeyOps<'_>, order: &[usize], state: &KeyState) -
     for &i in order {
         done[i] = true;
     }
+    let (order, state) = &extend(key_ops, order.to_vec(), state.clone(), &mut done);
     // The completed operations left, by return: the first one blocks (everything linearized
     // next must be invoked before it returned, and it must be among them).
     let mut left: Vec<usize> = (0..ops.len())
@@ -115,6 +116,40 @@ pub(crate) fn explain(key_ops: &KeyOps<'_>, order: &[usize], state: &KeyState) -
     conflicts(key_ops, refused.unwrap_or(blocking), &mut text);
     text.truncate(text.trim_end().len());
     text
+}
+
+/// Extends the prefix greedily with completed operations the model accepts, earliest
+/// return first, while they may come next. The search stops at the last prefix from which
+/// it saw a way forward (its lookahead cuts dead ends early); for a person the prefix that
+/// runs up to the operation that actually fails reads better, and it is linearizable too.
+fn extend(
+    key_ops: &KeyOps<'_>,
+    mut order: Vec<usize>,
+    mut state: KeyState,
+    done: &mut [bool],
+) -> (Vec<usize>, KeyState) {
+    let ops = &key_ops.ops;
+    loop {
+        let mut left: Vec<usize> = (0..ops.len())
+            .filter(|&i| !done[i] && ops[i].ret.is_some())
+            .collect();
+        left.sort_by_key(|&i| (ops[i].ret, i));
+        let Some(&first) = left.first() else {
+            return (order, state);
+        };
+        let deadline = ops[first].ret;
+        let next = left
+            .iter()
+            .copied()
+            .filter(|&i| Some(ops[i].call) <= deadline)
+            .find(|&i| Some(&state.apply(&ops[i].input).1) == ops[i].output.as_ref());
+        let Some(i) = next else {
+            return (order, state);
+        };
+        state = state.apply(&ops[i].input).0;
+        done[i] = true;
+        order.push(i);
+    }
 }
 
 /// Explains an observed value that no write of the key could build.
@@ -219,21 +254,40 @@ fn conflicts(key_ops: &KeyOps<'_>, blocking: usize, text: &mut String) {
             _ => false,
         })
         .collect();
-    if writers.is_empty() {
-        let _ = writeln!(
+    if !writers.is_empty() {
+        list(
+            key_ops,
+            &format!("operations that wrote {}:", ShowBytes(value)),
+            &writers,
             text,
-            "  no Put or Cas on {} wrote {}",
-            ShowBytes(key_ops.key),
-            ShowBytes(value)
         );
         return;
     }
-    let _ = writeln!(text, "  operations that wrote {}:", ShowBytes(value));
-    for &i in writers.iter().take(WRITERS_SHOWN_MAX) {
+    let _ = writeln!(
+        text,
+        "  no Put or Cas on {} wrote {}",
+        ShowBytes(key_ops.key),
+        ShowBytes(value)
+    );
+    let enders: Vec<usize> = (0..ops.len())
+        .filter(|&i| match &ops[i].input {
+            Input::Append { suffix, .. } => !suffix.is_empty() && value.ends_with(suffix),
+            _ => false,
+        })
+        .collect();
+    if !enders.is_empty() {
+        list(key_ops, "appends it could end with:", &enders, text);
+    }
+}
+
+/// Lists a few operations under a heading.
+fn list(key_ops: &KeyOps<'_>, heading: &str, ops: &[usize], text: &mut String) {
+    let _ = writeln!(text, "  {heading}");
+    for &i in ops.iter().take(WRITERS_SHOWN_MAX) {
         let _ = writeln!(text, "    {}", key_ops.line(i));
     }
-    if writers.len() > WRITERS_SHOWN_MAX {
-        let _ = writeln!(text, "    … {} more", writers.len() - WRITERS_SHOWN_MAX);
+    if ops.len() > WRITERS_SHOWN_MAX {
+        let _ = writeln!(text, "    … {} more", ops.len() - WRITERS_SHOWN_MAX);
     }
 }
 

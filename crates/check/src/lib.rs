@@ -10,9 +10,20 @@
 //!   real-process harnesses — the only module that reads a clock;
 //! - [`checker`]: [`check`] / [`check_with`], per-key partitioning,
 //!   [`CheckConfig`], [`CheckResult`];
-//! - `search` (private): Wing & Gong's search with Lowe's just-in-time linearization and a
-//!   memo of (linearized set, model state), as porcupine does;
+//! - `search` (private): one key's search — Wing & Gong with Lowe's just-in-time
+//!   linearization, as porcupine does — and `search::reduce`, the orders it may skip for
+//!   operations that never returned;
+//! - `memo` (private): the reached (linearized set, model state) configurations, with
+//!   dominance for operations that never returned;
+//! - `lookahead` (private): prunes configurations from which the next read (or other
+//!   observer) can no longer be satisfied, and rejects at once values no write could build;
+//! - `rules` (private): the model compiled to interned states for the search;
 //! - `explain` (private): the readable account of an illegal key.
+//!
+//! Speed (release build, see `examples/check_speed.rs`): a 10,000-operation, 10-client
+//! history checks in milliseconds over 100 keys and about a second on one key with every
+//! client in flight. Proving a history illegal can take longer than finding a linearization
+//! — the search must rule out every order — and [`CheckConfig`] bounds it in steps.
 //!
 //! Owns: the meaning of "linearizable" for raftkv's client operations. Must never: depend on
 //! another crate of ours, read a clock (outside [`realtime`]), spawn threads, or use
