@@ -207,12 +207,15 @@ pub(crate) fn unproducible(ops: &[&Operation]) -> Option<usize> {
             _ => {}
         }
     }
+    // Hashing every prefix of a long value costs O(len²): look only at prefixes whose length
+    // some written value has.
+    let value_lens: HashSet<usize> = values.iter().map(|v| v.len()).collect();
     let buildable = |target: &[u8]| {
         // reach[i]: the first i bytes can be the key's value (from absent, i = 0).
         let mut reach = vec![false; target.len() + 1];
         reach[0] = true;
         for i in 1..=target.len() {
-            reach[i] = values.contains(&target[..i])
+            reach[i] = (value_lens.contains(&i) && values.contains(&target[..i]))
                 || suffixes.iter().any(|(&len, set)| {
                     len <= i && reach[i - len] && set.contains(&target[i - len..i])
                 });
