@@ -3,9 +3,10 @@
 //! member of three, `/status` and `/cluster` carry the documented fields, `/events` delivers
 //! a role change and a `down` for a stopped member, and `/` serves the dashboard page.
 
+mod common;
+use common::{leader, Ports};
 use proto::etcdserverpb as pb;
 use proto::etcdserverpb::kv_client::KvClient;
-use raft::Role;
 use serde_json::Value;
 use server::{Server, ServerConfig};
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,67 +15,19 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let ls: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap()).collect()
-}
-
-struct Ports {
-    peer: Vec<SocketAddr>,
-    client: Vec<SocketAddr>,
-}
-
 fn config(dir: &Path, i: usize, p: &Ports) -> ServerConfig {
-    let mut c = ServerConfig::single(
-        &format!("n{i}"),
-        dir.join(format!("n{i}")),
-        p.client[i],
-        "unused",
-    );
-    c.initial_cluster = (0..p.peer.len())
-        .map(|j| (format!("n{j}"), format!("http://{}", p.peer[j])))
-        .collect();
+    let mut c = common::config(dir, i, p);
     c.listen_admin = Some("127.0.0.1:0".parse().unwrap());
     c
 }
 
 async fn start_all(dir: &Path, n: usize) -> Vec<Option<Server>> {
-    let p = Ports {
-        peer: free_addrs(n),
-        client: free_addrs(n),
-    };
+    let p = Ports::new(n);
     let mut v = Vec::new();
     for i in 0..n {
         v.push(Some(Server::start(config(dir, i, &p)).await.unwrap()));
     }
     v
-}
-
-/// Wait (on status events, bounded) until some running member leads.
-async fn leader(servers: &[Option<Server>]) -> usize {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        for (i, s) in servers.iter().enumerate() {
-            if let Some(s) = s {
-                if s.handle().status().role == Role::Leader {
-                    return i;
-                }
-            }
-        }
-        let mut w = servers
-            .iter()
-            .flatten()
-            .next()
-            .unwrap()
-            .handle()
-            .watch_status();
-        assert!(
-            tokio::time::timeout_at(deadline, w.changed()).await.is_ok(),
-            "no leader within 10 s"
-        );
-    }
 }
 
 fn admin(s: &Option<Server>) -> SocketAddr {
@@ -363,10 +316,7 @@ async fn health_is_200_with_a_leader_and_503_on_a_lone_member_of_three() {
 
     // One member of a three-member cluster whose others never start: no leader, ever.
     let dir = tempfile::tempdir().unwrap();
-    let p = Ports {
-        peer: free_addrs(3),
-        client: free_addrs(3),
-    };
+    let p = Ports::new(3);
     let lone = Server::start(config(dir.path(), 0, &p)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     let (code, v) = get_json(lone.admin_addr().unwrap(), "/health").await;

@@ -2,7 +2,9 @@
 //! leader, linearizable reads on a follower, a stopped leader, and a restart of every node
 //! that keeps every acknowledged write.
 
+mod common;
 use bytes::Bytes;
+use common::free_addrs;
 use raft::{LogIndex, NodeId, Role};
 use replica::StateMachine;
 use server::{Node, NodeConfig, NodeHandle, ProposeFailure};
@@ -35,13 +37,6 @@ impl StateMachine for Log {
             data = &data[4 + n..];
         }
     }
-}
-
-fn free_addrs(n: usize) -> Vec<std::net::SocketAddr> {
-    let ls: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap()).collect()
 }
 
 fn config(dir: &Path, id: u64, addrs: &[std::net::SocketAddr]) -> NodeConfig {

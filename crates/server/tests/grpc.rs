@@ -3,13 +3,14 @@
 //! session retries, MemberList and Status, bad input answered with errors while the cluster
 //! keeps serving, leader loss, and a restart of every member keeping every acknowledged write.
 
+mod common;
+use common::{leader, Ports};
 use proto::etcdserverpb as pb;
 use proto::etcdserverpb::cluster_client::ClusterClient;
 use proto::etcdserverpb::kv_client::KvClient;
 use proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use proto::raftkv_v1 as ext;
 use proto::raftkv_v1::raft_kv_client::RaftKvClient;
-use raft::Role;
 use server::{Server, ServerConfig};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,28 +18,8 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::Code;
 
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let ls: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap()).collect()
-}
-
-struct Ports {
-    peer: Vec<SocketAddr>,
-    client: Vec<SocketAddr>,
-}
-
 fn config(dir: &Path, i: usize, p: &Ports) -> ServerConfig {
-    let mut c = ServerConfig::single(
-        &format!("n{i}"),
-        dir.join(format!("n{i}")),
-        p.client[i],
-        "unused",
-    );
-    c.initial_cluster = (0..p.peer.len())
-        .map(|j| (format!("n{j}"), format!("http://{}", p.peer[j])))
-        .collect();
+    let mut c = common::config(dir, i, p);
     c.request_timeout = Duration::from_secs(5);
     c.snapshot_entries = 100;
     c
@@ -54,31 +35,6 @@ async fn start_all(dir: &Path, p: &Ports) -> Vec<Option<Server>> {
         v.push(Some(start(dir, p, i).await));
     }
     v
-}
-
-/// Wait (on status events, bounded) until some running member leads.
-async fn leader(servers: &[Option<Server>]) -> usize {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        for (i, s) in servers.iter().enumerate() {
-            if let Some(s) = s {
-                if s.handle().status().role == Role::Leader {
-                    return i;
-                }
-            }
-        }
-        let mut w = servers
-            .iter()
-            .flatten()
-            .next()
-            .unwrap()
-            .handle()
-            .watch_status();
-        assert!(
-            tokio::time::timeout_at(deadline, w.changed()).await.is_ok(),
-            "no leader within 10 s"
-        );
-    }
 }
 
 async fn channel(addr: SocketAddr) -> Channel {
@@ -128,10 +84,7 @@ async fn all_advertised(c: &mut ClusterClient<Channel>, n: usize) -> pb::MemberL
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_api_on_three_members() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Ports {
-        peer: free_addrs(3),
-        client: free_addrs(3),
-    };
+    let p = Ports::new(3);
     let mut servers = start_all(dir.path(), &p).await;
     let l = leader(&servers).await;
     let f1 = (l + 1) % 3;
@@ -385,10 +338,7 @@ async fn etcd_api_on_three_members() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_quorum_writes_and_reads_fail_by_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Ports {
-        peer: free_addrs(3),
-        client: free_addrs(3),
-    };
+    let p = Ports::new(3);
     // Only one of three members runs: it can never lead.
     let mut cfg = config(dir.path(), 0, &p);
     cfg.request_timeout = Duration::from_millis(500);
@@ -419,10 +369,7 @@ async fn without_a_quorum_writes_and_reads_fail_by_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_member_catches_up_by_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Ports {
-        peer: free_addrs(3),
-        client: free_addrs(3),
-    };
+    let p = Ports::new(3);
     let mut servers = start_all(dir.path(), &p).await;
     let l = leader(&servers).await;
     let lag = (l + 1) % 3;

@@ -3,6 +3,8 @@
 //! well-formed message of a stale term. Each is refused (the connection closed, or the message
 //! answered by the core's term rules), and the cluster keeps serving writes throughout.
 
+mod common;
+use common::free_addrs;
 use proto::etcdserverpb as pb;
 use proto::etcdserverpb::kv_client::KvClient;
 use raft::{AppendRequest, EntryId, LogIndex, Message, MessageBody, NodeId, Role, Term};
@@ -11,13 +13,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let ls: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap()).collect()
-}
 
 /// The peer hello of `crates/server/src/transport.rs`, with no advertised attributes.
 fn hello(magic: &[u8; 4], cluster: u64, from: u64, to: u64) -> Vec<u8> {
