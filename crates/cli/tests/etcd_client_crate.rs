@@ -69,7 +69,19 @@ async fn etcd_client_crate_works_unmodified() {
         .map(|i| c.endpoints[i].clone())
         .collect();
     let mut client = Client::connect(&rest, None).await.unwrap();
-    client.put("crate/after-kill", "ok", None).await.unwrap();
+    // A write that a follower was forwarding to the killed leader has an unknown outcome and
+    // is answered UNAVAILABLE "leader changed" (raftkv never retries a session-less write
+    // that may have applied); a client retries it, as with etcd, until a new leader serves.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match client.put("crate/after-kill", "ok", None).await {
+            Ok(_) => break,
+            Err(etcd_client::Error::GRpcStatus(s))
+                if s.code() == tonic::Code::Unavailable && std::time::Instant::now() < deadline => {
+            }
+            Err(e) => panic!("write after the leader's kill: {e:?}"),
+        }
+    }
     let got = client.get("crate/a", None).await.unwrap();
     assert_eq!(got.kvs()[0].value(), b"3");
 }

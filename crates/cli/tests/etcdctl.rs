@@ -139,7 +139,20 @@ fn etcdctl_speaks_to_raftkv_dev() {
         .map(|i| c.endpoints[i].as_str())
         .collect();
     let rest = rest.join(",");
-    assert_eq!(ok(&rest, &["put", "after-kill", "yes"]), "OK\n");
+    // A write forwarded to the killed leader has an unknown outcome ("leader changed"); like
+    // an etcd user, retry it until the new leader serves (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (success, out, err) = etcdctl(&rest, &["put", "after-kill", "yes"], None);
+        if success {
+            assert_eq!(out, "OK\n");
+            break;
+        }
+        assert!(
+            err.contains("leader changed") && std::time::Instant::now() < deadline,
+            "{err}"
+        );
+    }
     assert_eq!(
         ok(&rest, &["get", "after-kill", "--print-value-only"]),
         "yes\n"
