@@ -686,11 +686,15 @@ pub(crate) fn put_error(w: &mut Writer, e: &KvError) {
             w.u8(12);
             put_decode_error(w, d);
         }
+        KvError::MetaFull { max } => {
+            w.u8(13);
+            w.varint(*max);
+        }
     }
 }
 
 pub(crate) fn get_error(r: &mut Reader<'_>) -> Result<KvError> {
-    Ok(match r.tag(13)? {
+    Ok(match r.tag(14)? {
         0 => KvError::EmptyKey,
         1 => KvError::InvalidRange {
             key: r.bytes()?,
@@ -726,7 +730,8 @@ pub(crate) fn get_error(r: &mut Reader<'_>) -> Result<KvError> {
         11 => KvError::InvalidSequence {
             client_id: r.varint()?,
         },
-        _ => KvError::Decode(get_decode_error(r)?),
+        12 => KvError::Decode(get_decode_error(r)?),
+        _ => KvError::MetaFull { max: r.varint()? },
     })
 }
 

@@ -65,6 +65,9 @@ pub enum KvError {
     /// The entry or snapshot bytes do not decode.
     #[error("undecodable bytes: {0}")]
     Decode(#[from] DecodeError),
+    /// A meta put of a new key when the meta map holds [`crate::META_ENTRIES_MAX`] already.
+    #[error("the replicated metadata map is full ({max} entries)")]
+    MetaFull { max: u64 },
 }
 
 /// Why bytes did not decode. Offsets count bytes from the start of the input.

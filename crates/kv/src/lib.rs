@@ -53,6 +53,7 @@ pub mod command;
 pub mod error;
 pub mod keys;
 pub mod machine;
+pub mod meta;
 pub mod session;
 pub mod store;
 pub mod txn;
@@ -66,6 +67,7 @@ pub use keys::KeyRange;
 pub use machine::{
     KvConfig, KvStateMachine, SESSIONS_MAX_DEFAULT, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC,
 };
+pub use meta::{MetaCommand, META_ENTRIES_MAX, META_FORMAT};
 pub use session::{Admission, Session, Sessions};
 pub use store::{Store, INITIAL_REVISION};
 pub use txn::{TXN_DEPTH_MAX, TXN_OPS_MAX};

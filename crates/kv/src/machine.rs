@@ -7,8 +7,11 @@
 //! "RKVS" | format u8 (=1) | applied_index varint | revision zigzag
 //!        | key count varint | key*  (key, value, create, mod, version, lease)
 //!        | session count varint | session* (client_id, last_seq, last_index, reply)
+//!        | meta count varint | meta* (key, value)            (format 2 only)
 //!        | crc32c u32 LE of everything before it
 //! ```
+//!
+//! Format 1 (no meta section) is still restored; new snapshots are format 2.
 //!
 //! Keys come in key order and sessions in client-id order, so two machines that applied the
 //! same entries produce byte-identical snapshots.
@@ -20,6 +23,7 @@
 use crate::codec::{self, Reader, Writer};
 use crate::command::{encode_result, Command};
 use crate::error::DecodeError;
+use crate::meta::{MetaCommand, META_ENTRIES_MAX, META_KEY_BYTES_MAX, META_VALUE_BYTES_MAX};
 use crate::session::{Admission, Session, Sessions};
 use crate::store::{kv_is_valid, Store, INITIAL_REVISION};
 use crate::types::{RangeRequest, RangeResponse};
@@ -31,8 +35,8 @@ use std::collections::BTreeMap;
 
 /// First bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"RKVS";
-/// Format version of the snapshot layout.
-pub const SNAPSHOT_FORMAT: u8 = 1;
+/// Format version of the snapshot layout (1 is still read: it has no meta section).
+pub const SNAPSHOT_FORMAT: u8 = 2;
 /// Default bound on the session table.
 pub const SESSIONS_MAX_DEFAULT: usize = 10_000;
 
@@ -57,6 +61,8 @@ pub struct KvStateMachine {
     store: Store,
     sessions: Sessions,
     applied_index: LogIndex,
+    /// Replicated metadata of the service above (see [`crate::meta`]).
+    meta: BTreeMap<Bytes, Bytes>,
 }
 
 impl Default for KvStateMachine {
@@ -72,7 +78,13 @@ impl KvStateMachine {
             store: Store::new(),
             sessions: Sessions::new(config.sessions_max),
             applied_index: LogIndex(0),
+            meta: BTreeMap::new(),
         }
+    }
+
+    /// The replicated meta map (see [`crate::meta`]), in key order.
+    pub fn meta(&self) -> &BTreeMap<Bytes, Bytes> {
+        &self.meta
     }
 
     pub fn store(&self) -> &Store {
@@ -101,6 +113,12 @@ impl KvStateMachine {
     /// Apply the encoded command at `index` and return its encoded [`crate::CommandResult`].
     pub fn apply_bytes(&mut self, index: LogIndex, data: &[u8]) -> Bytes {
         self.advance(index);
+        if MetaCommand::is_meta(data) {
+            return match MetaCommand::decode(data) {
+                Ok(cmd) => self.apply_meta(cmd),
+                Err(e) => encode_result(&Err(KvError::Decode(e))),
+            };
+        }
         match Command::decode(data) {
             Ok(cmd) => self.execute(index, &cmd),
             Err(e) => encode_result(&Err(KvError::Decode(e))),
@@ -111,6 +129,24 @@ impl KvStateMachine {
     pub fn apply_command(&mut self, index: LogIndex, cmd: &Command) -> Bytes {
         self.advance(index);
         self.execute(index, cmd)
+    }
+
+    /// Empty on success; an encoded error result when the map is full.
+    fn apply_meta(&mut self, cmd: MetaCommand) -> Bytes {
+        match cmd {
+            MetaCommand::Put { key, value } => {
+                if self.meta.len() >= META_ENTRIES_MAX && !self.meta.contains_key(&key) {
+                    return encode_result(&Err(KvError::MetaFull {
+                        max: META_ENTRIES_MAX as u64,
+                    }));
+                }
+                self.meta.insert(key, value);
+            }
+            MetaCommand::Delete { key } => {
+                self.meta.remove(&key);
+            }
+        }
+        Bytes::new()
     }
 
     fn advance(&mut self, index: LogIndex) {
@@ -161,6 +197,11 @@ impl KvStateMachine {
             w.varint(s.last_index.0);
             w.bytes(&s.reply);
         }
+        w.len(self.meta.len());
+        for (k, v) in &self.meta {
+            w.bytes(k);
+            w.bytes(v);
+        }
         let crc = crc32c::crc32c(w.as_slice());
         w.u32_le(crc);
         w.finish()
@@ -168,7 +209,7 @@ impl KvStateMachine {
 
     /// Replace the whole state with a snapshot's, or refuse it and change nothing.
     pub fn try_restore(&mut self, data: &[u8]) -> Result<(), KvError> {
-        let body = check_envelope(data)?;
+        let (body, format) = check_envelope(data)?;
         let mut r = Reader::new(body);
         r.raw(SNAPSHOT_MAGIC.len() + 1)?;
         let applied_index = LogIndex(r.varint()?);
@@ -179,17 +220,23 @@ impl KvStateMachine {
         let kvs = read_keys(&mut r, revision)?;
         let mut sessions = Sessions::new(self.sessions.sessions_max());
         read_sessions(&mut r, applied_index, &mut sessions)?;
+        let meta = if format >= 2 {
+            read_meta(&mut r)?
+        } else {
+            BTreeMap::new()
+        };
         r.finish()?;
         sessions.enforce_bound();
         self.store = Store::from_parts(kvs, revision);
         self.sessions = sessions;
         self.applied_index = applied_index;
+        self.meta = meta;
         Ok(())
     }
 }
 
-/// Check magic, checksum and version; return the bytes before the checksum.
-fn check_envelope(data: &[u8]) -> Result<&[u8], DecodeError> {
+/// Check magic, checksum and version; return the bytes before the checksum and the format.
+fn check_envelope(data: &[u8]) -> Result<(&[u8], u8), DecodeError> {
     let header = SNAPSHOT_MAGIC.len() + 1;
     if data.len() < header + 4 {
         return Err(DecodeError::Truncated {
@@ -206,10 +253,27 @@ fn check_envelope(data: &[u8]) -> Result<&[u8], DecodeError> {
         return Err(DecodeError::Checksum { stored, computed });
     }
     let found = body[SNAPSHOT_MAGIC.len()];
-    if found != SNAPSHOT_FORMAT {
+    if !(1..=SNAPSHOT_FORMAT).contains(&found) {
         return Err(DecodeError::Version { found });
     }
-    Ok(body)
+    Ok((body, found))
+}
+
+/// Meta entries, in strictly increasing key order, within the bounds of [`crate::meta`].
+fn read_meta(r: &mut Reader<'_>) -> Result<BTreeMap<Bytes, Bytes>, DecodeError> {
+    let n = r.count()?;
+    let mut meta = BTreeMap::new();
+    for _ in 0..n {
+        let offset = r.offset();
+        let key = crate::meta::bounded(r, META_KEY_BYTES_MAX)?;
+        let value = crate::meta::bounded(r, META_VALUE_BYTES_MAX)?;
+        let ordered = meta.last_key_value().is_none_or(|(l, _)| *l < key);
+        if !ordered || meta.len() >= META_ENTRIES_MAX {
+            return Err(DecodeError::Invalid { offset });
+        }
+        meta.insert(key, value);
+    }
+    Ok(meta)
 }
 
 /// Keys, which must come in strictly increasing order and be valid at `revision`.

@@ -300,13 +300,15 @@ fn a_checksummed_but_invalid_snapshot_is_refused() {
         Err(KvError::Decode(DecodeError::Invalid { .. }))
     ));
     let mut v2 = snap.to_vec();
-    v2[4] = 2;
+    v2[4] = SNAPSHOT_FORMAT + 1;
     let n = v2.len();
     let crc = crc32c::crc32c(&v2[..n - 4]);
     v2[n - 4..].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(
         sm.try_restore(&v2),
-        Err(KvError::Decode(DecodeError::Version { found: 2 }))
+        Err(KvError::Decode(DecodeError::Version {
+            found: SNAPSHOT_FORMAT + 1
+        }))
     );
     assert_eq!(
         sm.try_restore(b"NOPE\x01\0\0\0\0"),
@@ -333,4 +335,83 @@ fn restoring_into_a_smaller_session_bound_evicts_the_least_recently_used() {
         .max_by_key(|(_, s)| s.last_index)
         .unwrap();
     assert!(small.sessions().get(kept).is_some());
+}
+
+#[test]
+fn meta_commands_change_the_meta_map_only_and_ride_in_the_snapshot() {
+    let mut sm = busy_machine(KvConfig::default());
+    let (rev, keys) = (sm.revision(), sm.store().len());
+    let i = sm.applied_index().0;
+    let put = |k: &str, v: &str| MetaCommand::Put {
+        key: b(k),
+        value: b(v),
+    };
+    assert!(sm
+        .apply(LogIndex(i + 1), &put("member/1", "a").encode())
+        .is_empty());
+    assert!(sm
+        .apply(LogIndex(i + 2), &put("member/2", "b").encode())
+        .is_empty());
+    let del = MetaCommand::Delete { key: b("member/1") };
+    assert!(sm.apply(LogIndex(i + 3), &del.encode()).is_empty());
+    assert_eq!(sm.revision(), rev, "no revision for metadata");
+    assert_eq!(sm.store().len(), keys, "no key for metadata");
+    assert_eq!(sm.meta().len(), 1);
+    assert_eq!(sm.meta().get(&b("member/2")), Some(&b("b")));
+    let every_key = RangeRequest {
+        range_end: b("\0"),
+        ..RangeRequest::key(b("\0"))
+    };
+    let all = sm.read(&every_key).unwrap();
+    assert_eq!(all.kvs.len(), keys);
+    assert!(all.kvs.iter().all(|kv| !kv.key.starts_with(b"member/")));
+    let mut other = KvStateMachine::default();
+    other.try_restore(&sm.snapshot()).unwrap();
+    assert_eq!(other, sm);
+    let garbage = [crate::META_FORMAT, 9];
+    let r = sm.apply(LogIndex(i + 4), &garbage);
+    assert!(matches!(result(&r), Err(KvError::Decode(_))));
+    assert_eq!(sm.meta().len(), 1);
+}
+
+#[test]
+fn the_meta_map_is_bounded_the_same_way_on_every_node() {
+    let mut sm = KvStateMachine::default();
+    for i in 0..crate::META_ENTRIES_MAX as u64 {
+        let c = MetaCommand::Put {
+            key: Bytes::from(format!("k{i}")),
+            value: b("v"),
+        };
+        assert!(sm.apply(LogIndex(i + 1), &c.encode()).is_empty());
+    }
+    let n = crate::META_ENTRIES_MAX as u64;
+    let new = MetaCommand::Put {
+        key: b("one more"),
+        value: b("v"),
+    };
+    assert_eq!(
+        result(&sm.apply(LogIndex(n + 1), &new.encode())),
+        Err(KvError::MetaFull { max: n })
+    );
+    let update = MetaCommand::Put {
+        key: b("k0"),
+        value: b("w"),
+    };
+    assert!(sm.apply(LogIndex(n + 2), &update.encode()).is_empty());
+    assert_eq!(sm.meta().get(&b("k0")), Some(&b("w")));
+}
+
+#[test]
+fn a_format_1_snapshot_without_meta_still_restores() {
+    let sm = busy_machine(KvConfig::default());
+    let snap = sm.snapshot();
+    // Format 1 is format 2 without the meta section (here: an empty one, one byte).
+    let n = snap.len();
+    let mut v1 = snap[..n - 5].to_vec();
+    v1[4] = 1;
+    let crc = crc32c::crc32c(&v1);
+    v1.extend_from_slice(&crc.to_le_bytes());
+    let mut other = KvStateMachine::default();
+    other.try_restore(&v1).unwrap();
+    assert_eq!(other, sm);
 }
