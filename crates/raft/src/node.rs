@@ -704,6 +704,11 @@ impl Raft {
     pub fn configuration(&self) -> &Configuration {
         &self.conf
     }
+    /// Index of the entry the current configuration comes from (0: the bootstrap or
+    /// snapshot one); the configuration is settled once this index is committed.
+    pub fn pending_conf_index(&self) -> LogIndex {
+        self.pending_conf_index
+    }
     pub fn config(&self) -> &Config {
         &self.cfg
     }
