@@ -12,6 +12,8 @@
 //! - [`message`]: the RPCs as enums;
 //! - [`config`]: timing, switches, limits, seed;
 //! - [`ready`]: the output batch and roles;
+//! - [`observe`]: what observers publish about a node (message kinds and summaries, log
+//!   tails, timer readings, the dashboard schema's names);
 //! - `log`: the in-memory log and what is stable/applied;
 //! - `progress`: per-follower replication state and in-flight windows;
 //! - `node`: the [`Raft`] state machine (dispatch by role), with `election`, `replication`,
@@ -45,6 +47,7 @@
 pub mod config;
 pub mod error;
 pub mod message;
+pub mod observe;
 pub mod ready;
 pub mod types;
 
@@ -66,6 +69,7 @@ pub use message::{
     SnapshotChunk, SnapshotResponse, VoteRequest, VoteResponse,
 };
 pub use node::{InitialState, Raft, Status};
+pub use observe::{LogTail, MsgKind, MsgSummary};
 pub use ready::{ReadFailure, ReadState, Ready, Role, SoftState};
 pub use types::{
     ConfChange, Configuration, Entry, EntryId, EntryKind, HardState, LogIndex, NodeId, Snapshot,

@@ -10,7 +10,7 @@
 
 use super::telemetry::{now_ms, Event, LogTail, Telemetry};
 use super::{hex, role_str, Admin};
-use raft::{EntryKind, NodeId};
+use raft::NodeId;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -30,14 +30,6 @@ fn opt_hex(id: Option<NodeId>) -> Value {
     id.map_or(Value::Null, |i| Value::String(hex(i)))
 }
 
-fn kind_str(k: EntryKind) -> &'static str {
-    match k {
-        EntryKind::Normal => "normal",
-        EntryKind::Noop => "noop",
-        EntryKind::Config => "config",
-    }
-}
-
 /// The JSON of a log tail (shared by `/status` and `log` events).
 pub fn log_json(t: &LogTail) -> Value {
     json!({
@@ -45,7 +37,7 @@ pub fn log_json(t: &LogTail) -> Value {
         "commit": t.commit,
         "snapshot": {"index": t.snapshot.0, "term": t.snapshot.1},
         "entries": t.entries.iter().map(|&(index, term, kind)| json!({
-            "index": index, "term": term, "kind": kind_str(kind),
+            "index": index, "term": term, "kind": raft::observe::entry_kind_name(kind),
         })).collect::<Vec<_>>(),
     })
 }

@@ -75,12 +75,7 @@ pub fn hex(id: NodeId) -> String {
 }
 
 pub fn role_str(r: Role) -> &'static str {
-    match r {
-        Role::Follower => "follower",
-        Role::PreCandidate => "pre_candidate",
-        Role::Candidate => "candidate",
-        Role::Leader => "leader",
-    }
+    raft::observe::role_name(r)
 }
 
 /// What the admin endpoint reads; cheap to clone.

@@ -82,86 +82,9 @@ impl Histogram {
     }
 }
 
-/// The kind of a Raft message, as the dashboard and the metrics name it. `kind as usize` is
-/// its position in [`MsgKind::ALL`] (and in [`PeerTelemetry::sent`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MsgKind {
-    Vote,
-    PreVote,
-    VoteResponse,
-    PreVoteResponse,
-    Append,
-    Heartbeat,
-    AppendResponse,
-    Snapshot,
-    SnapshotResponse,
-    TimeoutNow,
-    ReadIndex,
-    ReadIndexResponse,
-}
-
-impl MsgKind {
-    pub const ALL: [MsgKind; 12] = [
-        MsgKind::Vote,
-        MsgKind::PreVote,
-        MsgKind::VoteResponse,
-        MsgKind::PreVoteResponse,
-        MsgKind::Append,
-        MsgKind::Heartbeat,
-        MsgKind::AppendResponse,
-        MsgKind::Snapshot,
-        MsgKind::SnapshotResponse,
-        MsgKind::TimeoutNow,
-        MsgKind::ReadIndex,
-        MsgKind::ReadIndexResponse,
-    ];
-
-    pub fn of(body: &MessageBody) -> MsgKind {
-        match body {
-            MessageBody::Vote(v) if v.pre_vote => MsgKind::PreVote,
-            MessageBody::Vote(_) => MsgKind::Vote,
-            MessageBody::VoteResponse(v) if v.pre_vote => MsgKind::PreVoteResponse,
-            MessageBody::VoteResponse(_) => MsgKind::VoteResponse,
-            MessageBody::Append(a) if a.entries.is_empty() => MsgKind::Heartbeat,
-            MessageBody::Append(_) => MsgKind::Append,
-            MessageBody::AppendResponse(_) => MsgKind::AppendResponse,
-            MessageBody::Snapshot(_) => MsgKind::Snapshot,
-            MessageBody::SnapshotResponse(_) => MsgKind::SnapshotResponse,
-            MessageBody::TimeoutNow => MsgKind::TimeoutNow,
-            MessageBody::ReadIndex { .. } => MsgKind::ReadIndex,
-            MessageBody::ReadIndexResponse { .. } => MsgKind::ReadIndexResponse,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MsgKind::Vote => "vote",
-            MsgKind::PreVote => "prevote",
-            MsgKind::VoteResponse => "vote_resp",
-            MsgKind::PreVoteResponse => "prevote_resp",
-            MsgKind::Append => "append",
-            MsgKind::Heartbeat => "heartbeat",
-            MsgKind::AppendResponse => "append_resp",
-            MsgKind::Snapshot => "snapshot",
-            MsgKind::SnapshotResponse => "snapshot_resp",
-            MsgKind::TimeoutNow => "timeout_now",
-            MsgKind::ReadIndex => "read_index",
-            MsgKind::ReadIndexResponse => "read_index_resp",
-        }
-    }
-
-    /// Elections are rare and what the page is for: never sampled out.
-    fn always_shown(self) -> bool {
-        matches!(
-            self,
-            MsgKind::Vote
-                | MsgKind::PreVote
-                | MsgKind::VoteResponse
-                | MsgKind::PreVoteResponse
-                | MsgKind::TimeoutNow
-        )
-    }
-}
+/// Message kinds and summaries, and log tails, are the core's observation types (shared
+/// with the simulator's trace recorder): `kind as usize` indexes [`PeerTelemetry::sent`].
+pub use raft::observe::{LogTail, MsgKind, MsgSummary};
 
 /// The node's timing, in ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,37 +136,6 @@ pub enum Event {
         node: NodeId,
         tail: LogTail,
     },
-}
-
-/// The last entries of a node's log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogTail {
-    pub first_index: u64,
-    pub commit: u64,
-    /// The snapshot's last entry `(index, term)`: the log starts after it.
-    pub snapshot: (u64, u64),
-    /// `(index, term, kind)`, oldest first.
-    pub entries: Vec<(u64, u64, raft::EntryKind)>,
-}
-
-impl LogTail {
-    /// The last `n` entries of `raft`'s in-memory log.
-    pub fn of(raft: &raft::Raft, n: usize) -> LogTail {
-        let last = raft.last_index().0;
-        let lo = last.saturating_sub(n as u64 - 1).max(raft.first_index().0);
-        let st = raft.status();
-        LogTail {
-            first_index: raft.first_index().0,
-            commit: raft.commit_index().0,
-            snapshot: (st.snapshot.index.0, st.snapshot.term.0),
-            entries: raft
-                .entries_from(raft::LogIndex(lo))
-                .iter()
-                .take(n)
-                .map(|e| (e.index.0, e.term.0, e.kind))
-                .collect(),
-        }
-    }
 }
 
 /// Per-peer counters and the leader's view of the peer's log.
@@ -512,14 +404,17 @@ impl Tap {
         if !t.watched() {
             return;
         }
-        if !kind.always_shown() {
+        // Elections are rare and what the page is for: never sampled out.
+        if !kind.is_election() {
             if self.tokens == 0 {
                 t.events_sampled_out.fetch_add(1, Relaxed);
                 return;
             }
             self.tokens -= 1;
         }
-        let (entries, index, ok) = describe(&m.body);
+        let MsgSummary {
+            entries, index, ok, ..
+        } = MsgSummary::of(&m.body);
         t.emit(Event::Message {
             at_ms: now_ms(),
             from: m.from,
@@ -609,30 +504,6 @@ impl Tap {
 
     fn failed_count(&self, why: FailReason) {
         self.tel.proposals_failed[why as usize].fetch_add(1, Relaxed);
-    }
-}
-
-/// `(entries, index, ok)` of a message event.
-fn describe(body: &MessageBody) -> (u32, u64, Option<bool>) {
-    match body {
-        MessageBody::Vote(v) => (0, v.last.index.0, None),
-        MessageBody::VoteResponse(v) => (0, 0, Some(v.granted)),
-        MessageBody::Append(a) => (
-            a.entries.len() as u32,
-            a.prev.index.0 + a.entries.len() as u64,
-            None,
-        ),
-        MessageBody::AppendResponse(r) => match r.outcome {
-            AppendOutcome::Accepted { match_index } => (0, match_index.0, Some(true)),
-            AppendOutcome::Rejected { rejected_prev, .. } => (0, rejected_prev.0, Some(false)),
-        },
-        MessageBody::Snapshot(s) => (0, s.meta.last.index.0, None),
-        MessageBody::SnapshotResponse(s) => (0, s.snapshot_index.0, Some(s.installed)),
-        MessageBody::TimeoutNow => (0, 0, None),
-        MessageBody::ReadIndex { .. } => (0, 0, None),
-        MessageBody::ReadIndexResponse { index, .. } => {
-            (0, index.map_or(0, |i| i.0), Some(index.is_some()))
-        }
     }
 }
 
@@ -777,10 +648,6 @@ mod tests {
 
     #[test]
     fn the_all_lists_are_in_declaration_order() {
-        assert!(MsgKind::ALL
-            .iter()
-            .enumerate()
-            .all(|(i, &k)| k as usize == i));
         assert!(FailReason::ALL
             .iter()
             .enumerate()
