@@ -64,6 +64,15 @@ impl Raft {
     }
 
     /// RequestVote / PreVote receiver (term rules already applied).
+    ///
+    /// The grant does not consult our configuration (dissertation §4.1: "servers process
+    /// incoming RPC requests without consulting their current configurations"): the
+    /// candidate may be a voter of a configuration entry we have not received, whose
+    /// majority needs our vote — a voter that missed the entry adding a server would
+    /// otherwise block every election that server must win. Removed servers cannot win
+    /// this way (the majorities of consecutive configurations overlap and a removed server's
+    /// log lacks its committed removal), and the lease in `step_higher_term` keeps them from
+    /// disrupting a cluster that has a leader.
     pub(crate) fn handle_vote_request(&mut self, msg: Message) {
         let MessageBody::Vote(req) = msg.body else {
             unreachable!()
@@ -71,7 +80,7 @@ impl Raft {
         let free = self.vote == msg.from || (!self.vote.is_some() && !self.leader.is_some());
         let future_pre_vote = req.pre_vote && msg.term > self.term;
         let up_to_date = req.last.is_up_to_date_with(self.log.last_id());
-        let granted = (free || future_pre_vote) && up_to_date && self.conf.contains(msg.from);
+        let granted = (free || future_pre_vote) && up_to_date;
         if granted && !req.pre_vote {
             self.vote = msg.from;
             self.election_elapsed = 0;

@@ -7,6 +7,14 @@
 //! conflicting suffix removes that entry. At most one change is uncommitted at a time, and
 //! each changes at most one voter, so the majorities of consecutive configurations overlap.
 //!
+//! A removed server that never learned of its removal keeps its old configuration and
+//! times out; it must not disrupt the cluster (§4.2.3). PreVote keeps its term where it is;
+//! besides, a higher-term vote request from outside a node's configuration is ignored inside
+//! the leader lease whatever the PreVote/CheckQuorum switches, and any other higher-term
+//! message from outside it except a leader's (AppendEntries, InstallSnapshot, TimeoutNow) is
+//! dropped (`Raft::step_higher_term`). Votes are granted without consulting the
+//! configuration (§4.1), so a voter that missed the entry adding a server can still elect it.
+//!
 //! Owns: validating and appending a [`ConfChange`], deriving the current configuration from
 //! the log, keeping the leader's progress map equal to the members, and the leader stepping
 //! down once its own removal commits. Must never: let two changes be uncommitted at once,

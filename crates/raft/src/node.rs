@@ -244,10 +244,20 @@ impl Raft {
     }
 
     /// A message with a term above ours. Returns false when it must be ignored.
+    ///
+    /// Senders outside our configuration (removed servers, dissertation §4.2.3, or servers
+    /// of a configuration we have not received yet) move our term only by what a leader of
+    /// that term sends — AppendEntries, InstallSnapshot, TimeoutNow — which a node must
+    /// follow even before it learns the configuration that holds the leader (a new server
+    /// learns its configuration from that very leader). Their vote requests are ignored
+    /// inside the leader lease whatever the switches, and anything else they send at a
+    /// higher term is dropped: it could only depose our leader for nothing.
     fn step_higher_term(&mut self, msg: &Message) -> bool {
+        let member = self.conf.is_member(msg.from);
         match &msg.body {
             MessageBody::Vote(v) => {
-                if self.in_leader_lease(v.pre_vote) && !v.transfer {
+                let lease_applies = v.pre_vote || self.cfg.check_quorum || !member;
+                if lease_applies && self.in_leader_lease() && !v.transfer {
                     // Leader lease (§4.2.3 of the dissertation): a node that heard from a
                     // live leader recently ignores disruptive candidates.
                     return false;
@@ -257,11 +267,12 @@ impl Raft {
                 }
                 self.become_follower(msg.term, NodeId::NONE);
             }
-            MessageBody::VoteResponse(v) if v.pre_vote && v.granted => {
-                return true; // granted PreVote carries the term we would campaign in
-            }
             MessageBody::Append(_) | MessageBody::Snapshot(_) | MessageBody::TimeoutNow => {
                 self.become_follower(msg.term, msg.from);
+            }
+            _ if !member => return false,
+            MessageBody::VoteResponse(v) if v.pre_vote && v.granted => {
+                return true; // granted PreVote carries the term we would campaign in
             }
             _ => self.become_follower(msg.term, NodeId::NONE),
         }
@@ -633,13 +644,12 @@ impl Raft {
     }
 
     /// True while this node recently heard from a live leader (or is one), so it should not
-    /// help depose it. PreVote always honours the lease; real votes only with CheckQuorum.
-    fn in_leader_lease(&self, pre_vote: bool) -> bool {
-        if !(pre_vote || self.cfg.check_quorum) {
-            return false;
-        }
+    /// help depose it. PreVote always honours the lease; real votes from members only with
+    /// CheckQuorum; real votes from outside the configuration always (see
+    /// `step_higher_term`).
+    fn in_leader_lease(&self) -> bool {
         match self.role {
-            Role::Leader => self.cfg.check_quorum || pre_vote,
+            Role::Leader => true,
             _ => self.leader.is_some() && self.election_elapsed < self.cfg.election_ticks,
         }
     }

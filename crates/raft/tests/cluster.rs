@@ -30,10 +30,17 @@ fn cfg(id: u64) -> Config {
 
 impl Net {
     fn new(n: u64) -> Net {
+        Net::with(n, |_| {})
+    }
+
+    /// `n` nodes whose configs `tweak` adjusts.
+    fn with(n: u64, tweak: impl Fn(&mut Config)) -> Net {
         let conf = Configuration::new((1..=n).map(NodeId));
         let nodes = (1..=n)
             .map(|i| {
-                let raft = Raft::new(cfg(i), InitialState::bootstrap(conf.clone())).unwrap();
+                let mut c = cfg(i);
+                tweak(&mut c);
+                let raft = Raft::new(c, InitialState::bootstrap(conf.clone())).unwrap();
                 (
                     NodeId(i),
                     Node {
@@ -558,4 +565,146 @@ fn configurations_with_learners_survive_restart_and_snapshots() {
     // Node 9 is not a member: it builds, but it is no voter.
     let r = r.unwrap();
     assert!(r.configuration().is_learner(NodeId(4)));
+}
+
+#[test]
+fn a_new_empty_node_outside_its_bootstrap_configuration_never_campaigns() {
+    // A joining node knows the cluster's bootstrap membership, which does not hold it: it
+    // stays a quiet follower in term 0 until a leader brings it in.
+    let mut net = Net::new(3);
+    let l = net.elect();
+    let term = net.raft(l).term();
+    net.add_node(4, Configuration::new(voters(&[1, 2, 3])));
+    let votes_before = net.sent.get("Vote").copied().unwrap_or(0);
+    net.raft(NodeId(4)).campaign();
+    net.tick_all(100);
+    let r = net.raft(NodeId(4));
+    assert_eq!((r.role(), r.term()), (Role::Follower, Term(0)));
+    assert_eq!(net.sent.get("Vote").copied().unwrap_or(0), votes_before);
+    assert_eq!(net.raft(l).term(), term);
+    assert!(net.raft(l).is_leader());
+}
+
+#[test]
+fn a_voter_that_missed_the_entry_adding_a_server_still_votes_for_it() {
+    // Dissertation §4.1: votes are granted without consulting the configuration. 3 → 4 with
+    // node 3 cut off; then entries reach only the new node 4, and the leader is lost for
+    // good. 4 is the only node that can win (its log is the most up to date) and it needs
+    // the vote of 3, whose configuration does not know it yet.
+    let mut net = Net::new(3);
+    let l = net.elect();
+    net.write(5);
+    let others: Vec<NodeId> = (1..=3).map(NodeId).filter(|&i| i != l).collect();
+    let (f1, lagging) = (others[0], others[1]);
+    net.cut.insert(lagging);
+    net.add_node(4, Configuration::new(voters(&[1, 2, 3])));
+    let id = net
+        .raft(l)
+        .propose_conf_change(ConfChange::AddVoter(NodeId(4)))
+        .unwrap();
+    net.tick_all(5);
+    assert!(
+        net.raft(l).commit_index() >= id.index,
+        "committed by 1, 2 and 4"
+    );
+    net.cut.insert(f1);
+    for i in 0..3 {
+        net.raft(l)
+            .propose(Bytes::from(format!("only-4-{i}")))
+            .unwrap();
+    }
+    net.tick_all(2);
+    assert!(net.raft(NodeId(4)).last_index() > net.raft(f1).last_index());
+    assert!(!net.raft(lagging).configuration().contains(NodeId(4)));
+    net.cut = BTreeSet::from([l]);
+    let leader = net.elect();
+    assert_eq!(leader, NodeId(4));
+    net.write(1);
+    assert_eq!(
+        net.raft(lagging).configuration().voters,
+        voters(&[1, 2, 3, 4])
+    );
+}
+
+#[test]
+fn a_removed_node_without_pre_vote_or_check_quorum_cannot_depose_the_leader() {
+    // §4.2.3: a removed server that never learned of its removal times out and sends
+    // RequestVotes in ever higher terms. With neither PreVote nor CheckQuorum, members would
+    // adopt those terms and depose their leader; a vote request from outside the
+    // configuration is ignored inside the leader lease whatever the switches.
+    let mut net = Net::with(3, |c| {
+        c.pre_vote = false;
+        c.check_quorum = false;
+    });
+    let l = net.elect();
+    net.write(2);
+    let gone = (1..=3).map(NodeId).find(|&i| i != l).unwrap();
+    net.cut.insert(gone);
+    let id = net
+        .raft(l)
+        .propose_conf_change(ConfChange::Remove(gone))
+        .unwrap();
+    net.tick_all(3);
+    assert!(net.raft(l).commit_index() >= id.index);
+    let term = net.raft(l).term();
+    net.tick_all(50);
+    assert!(
+        net.raft(gone).term() > term,
+        "the removed node campaigned alone"
+    );
+    net.cut.clear();
+    net.tick_all(100);
+    assert!(net.raft(l).is_leader());
+    let rest: Vec<NodeId> = (1..=3).map(NodeId).filter(|&i| i != gone).collect();
+    for id in rest {
+        assert_eq!(
+            net.raft(id).term(),
+            term,
+            "{id:?} adopted the removed node's term"
+        );
+    }
+}
+
+#[test]
+fn a_higher_term_answer_from_outside_the_configuration_is_dropped() {
+    // A leader steps down for a higher term only when a member says so: a non-member's
+    // answer (a removed node that campaigned alone, replying late) is dropped.
+    let mut net = Net::new(3);
+    let l = net.elect();
+    let term = net.raft(l).term();
+    let stray = Message {
+        from: NodeId(9),
+        to: l,
+        term: Term(term.get() + 5),
+        body: MessageBody::AppendResponse(AppendResponse {
+            outcome: AppendOutcome::Rejected {
+                rejected_prev: LogIndex(0),
+                hint: ConflictHint {
+                    term: None,
+                    index: LogIndex(0),
+                },
+            },
+            commit: LogIndex(0),
+            read_seq: 0,
+        }),
+    };
+    net.raft(l).step(stray).unwrap();
+    assert!(net.raft(l).is_leader());
+    assert_eq!(net.raft(l).term(), term);
+    // The same answer from a member deposes it (§5.1).
+    let member = (1..=3).map(NodeId).find(|&i| i != l).unwrap();
+    let from_member = Message {
+        from: member,
+        to: l,
+        term: Term(term.get() + 5),
+        body: MessageBody::AppendResponse(AppendResponse {
+            outcome: AppendOutcome::Accepted {
+                match_index: LogIndex(0),
+            },
+            commit: LogIndex(0),
+            read_seq: 0,
+        }),
+    };
+    net.raft(l).step(from_member).unwrap();
+    assert!(!net.raft(l).is_leader());
 }
