@@ -220,8 +220,14 @@ impl Attrs {
     }
 }
 
+/// `s` as `[len: u16 LE][utf-8]`, cut to at most 1024 bytes at a character boundary (a cut
+/// inside a character would make the whole block undecodable, and the hello refused).
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    let s = &s.as_bytes()[..s.len().min(1024)];
+    let mut end = s.len().min(1024);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let s = &s.as_bytes()[..end];
     out.extend_from_slice(&(s.len() as u16).to_le_bytes());
     out.extend_from_slice(s);
 }
@@ -270,6 +276,22 @@ mod tests {
         longer.push(1);
         assert!(Attrs::decode(&longer).is_err());
         assert!(Attrs::decode(&[1, 0, 0xff, 0]).is_err(), "invalid utf-8");
+    }
+
+    #[test]
+    fn an_overlong_string_is_cut_at_a_character_boundary_and_still_decodes() {
+        // 1 + 2·600 bytes: byte 1024 falls inside an 'é'; a cut there made the block invalid
+        // UTF-8, which every peer refused (the fuzz target `peer_frame_decode` checks that a
+        // decoded block re-encodes to one that decodes).
+        let a = Attrs {
+            name: format!("a{}", "é".repeat(600)),
+            client_urls: vec![format!("http://{}", "ü".repeat(600))],
+        };
+        let got = Attrs::decode(&a.encode()).expect("the cut block decodes");
+        assert_eq!(got.name, format!("a{}", "é".repeat(511)));
+        assert!(a.name.starts_with(&got.name));
+        assert!(a.client_urls[0].starts_with(&got.client_urls[0]));
+        assert!(got.client_urls[0].len() <= 1024);
     }
 
     #[test]

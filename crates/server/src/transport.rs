@@ -1,7 +1,7 @@
 //! The peer transport: Raft messages between nodes over TCP, one connection per direction
 //! and peer.
 //!
-//! A connection starts with a hello (magic, version, cluster id, sender, receiver, then the
+//! A connection starts with a [`Hello`] (magic, version, cluster id, sender, receiver, then the
 //! sender's advertised attributes — name and client URLs — as `[len: u16 LE][bytes]`, see
 //! [`crate::members::Attrs`]); then each frame is `[len: u32 LE][payload]`, the payload a
 //! [`crate::wire`] message. Each peer has an
@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -61,18 +62,66 @@ pub struct TransportStats {
     pub bad_frames: AtomicU64,
 }
 
+/// The fixed part of a connection's hello; the sender's attribute block follows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hello {
+    pub cluster_id: u64,
+    pub from: NodeId,
+    pub to: NodeId,
+}
+
+/// Why the fixed part of a hello was refused before its ids were compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum HelloError {
+    #[error("wrong magic {0:02x?}")]
+    Magic([u8; 4]),
+    #[error("unsupported transport version {0}")]
+    Version(u8),
+}
+
+impl Hello {
+    /// Bytes of the fixed part: magic, version, cluster id, sender, receiver.
+    pub const BYTES: usize = HELLO_BYTES;
+
+    /// The whole hello: the fixed part, then `[len: u16 LE][attrs]`.
+    pub fn encode(&self, attrs: &[u8]) -> Vec<u8> {
+        debug_assert!(attrs.len() <= ATTRS_BYTES_MAX);
+        let mut b = Vec::with_capacity(HELLO_BYTES + 2 + attrs.len());
+        b.extend_from_slice(MAGIC);
+        b.push(VERSION);
+        b.extend_from_slice(&self.cluster_id.to_le_bytes());
+        b.extend_from_slice(&self.from.0.to_le_bytes());
+        b.extend_from_slice(&self.to.0.to_le_bytes());
+        debug_assert_eq!(b.len(), HELLO_BYTES);
+        b.extend_from_slice(&(attrs.len() as u16).to_le_bytes());
+        b.extend_from_slice(attrs);
+        b
+    }
+
+    /// The fixed part of a hello; whether its ids are this node's is the caller's check.
+    pub fn decode(h: &[u8; HELLO_BYTES]) -> Result<Hello, HelloError> {
+        let u64_at = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().expect("8"));
+        if &h[..4] != MAGIC {
+            return Err(HelloError::Magic(h[..4].try_into().expect("4")));
+        }
+        if h[4] != VERSION {
+            return Err(HelloError::Version(h[4]));
+        }
+        Ok(Hello {
+            cluster_id: u64_at(5),
+            from: NodeId(u64_at(13)),
+            to: NodeId(u64_at(21)),
+        })
+    }
+}
+
 fn hello(cfg: &TransportConfig, to: NodeId) -> Vec<u8> {
-    let mut b = Vec::with_capacity(HELLO_BYTES + 2 + cfg.attrs.len());
-    b.extend_from_slice(MAGIC);
-    b.push(VERSION);
-    b.extend_from_slice(&cfg.cluster_id.to_le_bytes());
-    b.extend_from_slice(&cfg.id.0.to_le_bytes());
-    b.extend_from_slice(&to.0.to_le_bytes());
-    debug_assert_eq!(b.len(), HELLO_BYTES);
-    debug_assert!(cfg.attrs.len() <= ATTRS_BYTES_MAX);
-    b.extend_from_slice(&(cfg.attrs.len() as u16).to_le_bytes());
-    b.extend_from_slice(&cfg.attrs);
-    b
+    let h = Hello {
+        cluster_id: cfg.cluster_id,
+        from: cfg.id,
+        to,
+    };
+    h.encode(&cfg.attrs)
 }
 
 /// The sending side, used by the driver loop as a [`replica::Transport`].
@@ -276,17 +325,23 @@ async fn serve_conn(
     let _ = stream.set_nodelay(true);
     let mut h = [0u8; HELLO_BYTES];
     stream.read_exact(&mut h).await.map_err(|e| e.to_string())?;
-    let cluster = u64::from_le_bytes(h[5..13].try_into().expect("8"));
-    let from = NodeId(u64::from_le_bytes(h[13..21].try_into().expect("8")));
-    let to = NodeId(u64::from_le_bytes(h[21..29].try_into().expect("8")));
-    if &h[..4] != MAGIC || h[4] != VERSION || cluster != cfg.cluster_id || to != cfg.id {
+    let Hello {
+        cluster_id: cluster,
+        from,
+        to,
+    } = Hello::decode(&h).map_err(|why| {
+        stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%remote, %why, "rejected a peer connection: bad hello");
+        format!("bad hello: {why}")
+    })?;
+    if cluster != cfg.cluster_id || to != cfg.id {
         stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             %remote,
             cluster = format_args!("{cluster:#x}"),
             expected_cluster = format_args!("{:#x}", cfg.cluster_id),
             ?to,
-            "rejected a peer connection: wrong magic, version, cluster id or node id"
+            "rejected a peer connection: wrong cluster id or node id"
         );
         return Err("bad hello".into());
     }
@@ -344,5 +399,30 @@ async fn serve_conn(
                 return Err(e.to_string());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hello_round_trips_and_a_wrong_magic_or_version_is_refused() {
+        let h = Hello {
+            cluster_id: 0xc1,
+            from: NodeId(1),
+            to: NodeId(2),
+        };
+        let b = h.encode(b"attrs");
+        assert_eq!(b.len(), Hello::BYTES + 2 + 5);
+        assert_eq!(&b[Hello::BYTES..Hello::BYTES + 2], &5u16.to_le_bytes());
+        let fixed: [u8; HELLO_BYTES] = b[..HELLO_BYTES].try_into().unwrap();
+        assert_eq!(Hello::decode(&fixed), Ok(h));
+        let mut bad = fixed;
+        bad[0] = b'X';
+        assert_eq!(Hello::decode(&bad), Err(HelloError::Magic(*b"XKVP")));
+        let mut bad = fixed;
+        bad[4] = VERSION + 1;
+        assert_eq!(Hello::decode(&bad), Err(HelloError::Version(VERSION + 1)));
     }
 }
