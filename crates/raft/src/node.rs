@@ -299,11 +299,17 @@ impl Raft {
                     }),
                 );
             }
-            MessageBody::Vote(v) if v.pre_vote => {
+            // A stale pre-candidate learns our term from the refusal. So does a stale
+            // candidate outside our configuration: we never send it anything ourselves (our
+            // configuration may be the stale one: a voter that missed the entry adding it),
+            // so without this answer it could campaign below our term forever, never
+            // getting the vote it needs from us.
+            MessageBody::Vote(v) if v.pre_vote || !self.conf.is_member(msg.from) => {
+                let pre_vote = v.pre_vote;
                 self.send(
                     msg.from,
                     MessageBody::VoteResponse(crate::message::VoteResponse {
-                        pre_vote: true,
+                        pre_vote,
                         granted: false,
                     }),
                 );

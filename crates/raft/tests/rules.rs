@@ -451,3 +451,28 @@ fn election_timeout_is_randomized_in_range() {
     }
     assert!(firsts.len() > 3, "timeouts not randomized: {firsts:?}");
 }
+
+/// Figure 2 ("reply false if term < currentTerm") for candidates outside our configuration:
+/// we never send them anything ourselves — our configuration may be the stale one — so a
+/// candidate campaigning below our term must learn it from the refusal, or it could never
+/// get our vote. (Found by the simulator: seed 4887 with membership changes, no PreVote.)
+/// A member candidate below our term gets no answer, as before: we reach it ourselves.
+#[test]
+fn a_stale_candidate_outside_the_configuration_learns_our_term_from_the_refusal() {
+    let mut r = node_with(2, 2, 10, vec![]);
+    r.step(msg(3, 2, 5, vote_req(7, 4))).unwrap();
+    let rd = take(&mut r);
+    let all: Vec<&Message> = rd.messages.iter().chain(&rd.persisted_messages).collect();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!((all[0].to, all[0].term), (NodeId(3), Term(10)));
+    assert!(matches!(
+        all[0].body,
+        MessageBody::VoteResponse(VoteResponse {
+            pre_vote: false,
+            granted: false
+        })
+    ));
+    r.step(msg(1, 2, 5, vote_req(7, 4))).unwrap();
+    let rd = take(&mut r);
+    assert!(rd.messages.is_empty() && rd.persisted_messages.is_empty());
+}
