@@ -31,6 +31,7 @@ pub struct ConnOpts {
     /// serves any request; the client finds the leader by itself.
     #[arg(
         long,
+        global = true,
         env = "RAFTKV_ENDPOINTS",
         value_delimiter = ',',
         default_value = DEFAULT_ENDPOINTS
@@ -38,10 +39,10 @@ pub struct ConnOpts {
     pub endpoints: Vec<String>,
     /// Output format: `simple` (etcdctl's lines and tables) or `json` (etcdctl's JSON, keys and
     /// values in base64).
-    #[arg(short = 'w', long = "write-out", value_enum, default_value_t = WriteOut::Simple)]
+    #[arg(short = 'w', long = "write-out", global = true, value_enum, default_value_t = WriteOut::Simple)]
     pub write_out: WriteOut,
     /// Deadline of the whole command, retries and failover included (e.g. 500ms, 5s, 1m).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "5s")]
     pub timeout: Duration,
 }
 
@@ -104,15 +105,34 @@ pub enum ClientCommand {
         raftkv get log                      (line 1;line 2;)"
     )]
     Append(AppendArgs),
-    /// List the cluster's members and mark the leader.
+    /// List, add, remove, promote or update the cluster's members.
     #[command(
-        long_about = "List the cluster's members: ID (hex, as etcdctl prints it), NAME, \
-        PEER URLS, CLIENT URLS, and a * on the leader.\n\n\
+        long_about = "Without a subcommand (or with `list`): the cluster's members — ID \
+        (hex, as etcdctl prints it), NAME, PEER URLS, CLIENT URLS, LEARNER, and a * on the \
+        leader. A member added but not started yet has no name.\n\n\
+        Growing the cluster by one: `raftkv members add NAME --peer-urls URL [--learner]`, \
+        then start the new member with `raftkv serve --name NAME --initial-cluster \
+        <the members and NAME=URL> --initial-cluster-state existing`; a learner gets the \
+        log without voting, and `raftkv members promote NAME` makes it a voter once it \
+        caught up. `raftkv members remove NAME|ID` takes a member out (the removed member \
+        stops).\n\n\
         Examples:\n  \
         raftkv members\n  \
-        raftkv members -w json"
+        raftkv members -w json\n  \
+        raftkv members add n4 --peer-urls http://127.0.0.1:42380 --learner\n  \
+        raftkv members promote n4\n  \
+        raftkv members remove n1"
     )]
     Members(MembersArgs),
+    /// Hand leadership to another member.
+    #[command(
+        long_about = "Ask the leader to hand leadership to member NAME (or hex ID): it \
+        brings the target up to date and tells it to campaign at once. Returns when the \
+        target leads.\n\n\
+        Example:\n  \
+        raftkv transfer-leader --to n2"
+    )]
+    TransferLeader(TransferLeaderArgs),
     /// Show each endpoint's Raft status (leader, term, index, applied index, size).
     #[command(
         long_about = "Ask every endpoint given with --endpoints for its status: member \
@@ -297,6 +317,45 @@ pub struct AppendArgs {
 
 #[derive(Args, Debug)]
 pub struct MembersArgs {
+    #[command(subcommand)]
+    pub action: Option<MembersAction>,
+    #[command(flatten)]
+    pub conn: ConnOpts,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MembersAction {
+    /// List the members (the default).
+    List,
+    /// Add a member that will start with --peer-urls (then start it with
+    /// --initial-cluster-state existing).
+    Add {
+        /// The new member's name (it names itself when it starts; shown in the hint).
+        name: String,
+        /// Where the new member's peers will reach it, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        peer_urls: Vec<String>,
+        /// Add it as a learner (receives the log, does not vote) to promote later.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Remove a member, by name or hex id.
+    Remove { member: String },
+    /// Make a caught-up learner a voter, by name or hex id.
+    Promote { member: String },
+    /// Change a member's peer URLs, by name or hex id.
+    Update {
+        member: String,
+        #[arg(long, value_delimiter = ',', required = true)]
+        peer_urls: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct TransferLeaderArgs {
+    /// The member to lead: name or hex id.
+    #[arg(long)]
+    pub to: String,
     #[command(flatten)]
     pub conn: ConnOpts,
 }
@@ -316,6 +375,7 @@ pub async fn run(cmd: ClientCommand) -> Result<()> {
         ClientCommand::Del(args) => del(args).await,
         ClientCommand::Append(args) => append(args).await,
         ClientCommand::Members(args) => members(args).await,
+        ClientCommand::TransferLeader(args) => transfer_leader(args).await,
         ClientCommand::Status(args) => status(args).await,
     }
 }
@@ -382,8 +442,57 @@ async fn append(args: AppendArgs) -> Result<()> {
     )
 }
 
+/// The id of the member named `who` (a name, else a hex id as etcdctl prints it).
+async fn resolve_member(client: &Client, who: &str) -> Result<u64> {
+    let list = client
+        .member_list()
+        .await
+        .map_err(|e| anyhow!("members: {e}"))?;
+    if let Some(m) = list.members.iter().find(|m| m.name == who) {
+        return Ok(m.id);
+    }
+    let hex = who.trim_start_matches("0x");
+    match u64::from_str_radix(hex, 16) {
+        Ok(id) if list.members.iter().any(|m| m.id == id) => Ok(id),
+        _ => Err(anyhow!(
+            "no member is named or has the id {who:?} (members: {})",
+            list.members
+                .iter()
+                .map(|m| format!(
+                    "{} {:x}",
+                    if m.name.is_empty() {
+                        "(unstarted)"
+                    } else {
+                        &m.name
+                    },
+                    m.id
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+async fn transfer_leader(args: TransferLeaderArgs) -> Result<()> {
+    let client = connect(&args.conn).await?;
+    let id = resolve_member(&client, &args.to).await?;
+    client
+        .move_leader(id)
+        .await
+        .map_err(|e| anyhow!("transfer-leader: {e}"))?;
+    println!("Leadership transferred to {} ({id:x})", args.to);
+    Ok(())
+}
+
 async fn members(args: MembersArgs) -> Result<()> {
     let client = connect(&args.conn).await?;
+    let action = match args.action {
+        None | Some(MembersAction::List) => None,
+        Some(a) => Some(a),
+    };
+    if let Some(action) = action {
+        return member_change(&client, action, args.conn.write_out).await;
+    }
     let resp = client
         .member_list()
         .await
@@ -395,6 +504,74 @@ async fn members(args: MembersArgs) -> Result<()> {
         || display::members_table(&resp, leader),
         || display::members_json(&resp),
     )
+}
+
+async fn member_change(client: &Client, action: MembersAction, out: WriteOut) -> Result<()> {
+    let (text, list) = match action {
+        MembersAction::List => unreachable!("handled by members"),
+        MembersAction::Add {
+            name,
+            peer_urls,
+            learner,
+        } => {
+            let r = client
+                .member_add(peer_urls.clone(), learner)
+                .await
+                .map_err(|e| anyhow!("members add: {e}"))?;
+            let id = r.member.as_ref().map_or(0, |m| m.id);
+            let mut cluster: Vec<String> = r
+                .members
+                .iter()
+                .filter(|m| m.id != id)
+                .filter_map(|m| Some(format!("{}={}", m.name, m.peer_ur_ls.first()?)))
+                .collect();
+            cluster.push(format!("{name}={}", peer_urls[0]));
+            let text = format!(
+                "Member {id:x} added to the cluster{}\n\n\
+                 Start it with:\n  raftkv serve --name {name} --initial-cluster {} \
+                 --initial-cluster-state existing --listen-peer-urls {} ...\n",
+                if learner { " as a learner" } else { "" },
+                cluster.join(","),
+                peer_urls[0]
+            );
+            (text, r.members)
+        }
+        MembersAction::Remove { member } => {
+            let id = resolve_member(client, &member).await?;
+            let r = client
+                .member_remove(id)
+                .await
+                .map_err(|e| anyhow!("members remove: {e}"))?;
+            (
+                format!("Member {id:x} removed from the cluster\n"),
+                r.members,
+            )
+        }
+        MembersAction::Promote { member } => {
+            let id = resolve_member(client, &member).await?;
+            let r = client
+                .member_promote(id)
+                .await
+                .map_err(|e| anyhow!("members promote: {e}"))?;
+            (
+                format!("Member {id:x} promoted to a voting member\n"),
+                r.members,
+            )
+        }
+        MembersAction::Update { member, peer_urls } => {
+            let id = resolve_member(client, &member).await?;
+            let r = client
+                .member_update(id, peer_urls)
+                .await
+                .map_err(|e| anyhow!("members update: {e}"))?;
+            (format!("Member {id:x} updated\n"), r.members)
+        }
+    };
+    let resp = client::proto::etcdserverpb::MemberListResponse {
+        header: None,
+        members: list,
+    };
+    emit(out, || text.clone(), || display::members_json(&resp))
 }
 
 async fn status(args: StatusArgs) -> Result<()> {
@@ -665,6 +842,40 @@ mod tests {
             Ok(ClientCommand::Status(_))
         ));
         assert!(parse(&["members", "extra"]).is_err());
+        match parse(&[
+            "members",
+            "add",
+            "n4",
+            "--peer-urls",
+            "http://h:1",
+            "--learner",
+        ]) {
+            Ok(ClientCommand::Members(MembersArgs {
+                action:
+                    Some(MembersAction::Add {
+                        name,
+                        peer_urls,
+                        learner,
+                    }),
+                ..
+            })) => {
+                assert_eq!((name.as_str(), learner), ("n4", true));
+                assert_eq!(peer_urls, ["http://h:1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            parse(&["members", "add", "n4"]).is_err(),
+            "--peer-urls is required"
+        );
+        match parse(&["members", "remove", "n1", "--endpoints", "a:1"]) {
+            Ok(ClientCommand::Members(m)) => assert_eq!(m.conn.endpoints, ["a:1"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["transfer-leader", "--to", "n2"]),
+            Ok(ClientCommand::TransferLeader(_))
+        ));
     }
 
     #[test]

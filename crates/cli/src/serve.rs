@@ -10,6 +10,8 @@
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
+use server::runtime::NodeError;
+use server::server::{ClusterState, ServerError};
 use server::{Server, ServerConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -91,6 +93,17 @@ pub struct ServeArgs {
     )]
     #[serde(alias = "listen-metrics-urls")]
     pub listen_admin_urls: Option<String>,
+
+    /// `new`: bootstrap the cluster of --initial-cluster; `existing`: join a running cluster
+    /// this member was added to first (`raftkv members add NAME --peer-urls URL`), asking
+    /// the other members of --initial-cluster. Read only when the data directory is new.
+    /// [default: new]
+    #[arg(
+        long,
+        env = "RAFTKV_INITIAL_CLUSTER_STATE",
+        value_name = "new|existing"
+    )]
+    pub initial_cluster_state: Option<String>,
 }
 
 impl ServeArgs {
@@ -118,6 +131,7 @@ impl ServeArgs {
             request_timeout: self.request_timeout.or(f.request_timeout),
             max_request_bytes: self.max_request_bytes.or(f.max_request_bytes),
             listen_admin_urls: self.listen_admin_urls.or(f.listen_admin_urls),
+            initial_cluster_state: self.initial_cluster_state.or(f.initial_cluster_state),
         })
     }
 
@@ -145,6 +159,13 @@ impl ServeArgs {
             .as_deref()
             .map(|u| socket_addr("--listen-admin-urls", u))
             .transpose()?;
+        let initial_cluster_state = match a.initial_cluster_state.as_deref() {
+            None | Some("new") => ClusterState::New,
+            Some("existing") => ClusterState::Existing,
+            Some(other) => {
+                bail!("--initial-cluster-state must be new or existing, not {other:?}")
+            }
+        };
         let advertise_client_urls = a
             .advertise_client_urls
             .map(|s| s.split(',').map(|u| u.trim().to_string()).collect())
@@ -169,6 +190,7 @@ impl ServeArgs {
                 .max_request_bytes
                 .unwrap_or(server::server::REQUEST_BYTES_MAX_DEFAULT),
             listen_admin,
+            initial_cluster_state,
         })
     }
 }
@@ -212,8 +234,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ = term.recv() => tracing::info!("terminated; stopping"),
         _ = stopped.cancelled() => {}
     }
-    server.stop().await?;
-    Ok(())
+    match server.stop().await {
+        Err(ServerError::Node(NodeError::Removed)) => {
+            eprintln!("raftkv: this member was removed from the cluster; it stopped");
+            Ok(())
+        }
+        r => Ok(r?),
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,10 @@ use proto::etcdserverpb::cluster_client::ClusterClient;
 use proto::etcdserverpb::kv_client::KvClient;
 use proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use proto::etcdserverpb::{
-    DeleteRangeRequest, DeleteRangeResponse, MemberListRequest, MemberListResponse, PutRequest,
+    DeleteRangeRequest, DeleteRangeResponse, MemberAddRequest, MemberAddResponse,
+    MemberListRequest, MemberListResponse, MemberPromoteRequest, MemberPromoteResponse,
+    MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
+    MoveLeaderRequest, PutRequest,
     PutResponse, RangeRequest, RangeResponse, StatusRequest, StatusResponse, TxnRequest,
     TxnResponse,
 };
@@ -200,6 +203,72 @@ impl Client {
                 .await
         })
         .await
+    }
+
+    /// `Cluster.MemberAdd`: a new member (a learner with `learner`) that will start with
+    /// `peer_urls`. Any member forwards it to the leader.
+    pub async fn member_add(
+        &self,
+        peer_urls: Vec<String>,
+        learner: bool,
+    ) -> Result<MemberAddResponse, ClientError> {
+        self.read(|channel, budget| {
+            let msg = MemberAddRequest {
+                peer_ur_ls: peer_urls.clone(),
+                is_learner: learner,
+            };
+            async move { ClusterClient::new(channel).member_add(timed(msg, budget)).await }
+        })
+        .await
+    }
+
+    /// `Cluster.MemberRemove` of member `id`.
+    pub async fn member_remove(&self, id: u64) -> Result<MemberRemoveResponse, ClientError> {
+        self.read(|channel, budget| async move {
+            ClusterClient::new(channel)
+                .member_remove(timed(MemberRemoveRequest { id }, budget))
+                .await
+        })
+        .await
+    }
+
+    /// `Cluster.MemberPromote` of learner `id` (refused while it is behind the leader).
+    pub async fn member_promote(&self, id: u64) -> Result<MemberPromoteResponse, ClientError> {
+        self.read(|channel, budget| async move {
+            ClusterClient::new(channel)
+                .member_promote(timed(MemberPromoteRequest { id }, budget))
+                .await
+        })
+        .await
+    }
+
+    /// `Cluster.MemberUpdate`: new peer URLs for member `id`.
+    pub async fn member_update(
+        &self,
+        id: u64,
+        peer_urls: Vec<String>,
+    ) -> Result<MemberUpdateResponse, ClientError> {
+        self.read(|channel, budget| {
+            let msg = MemberUpdateRequest {
+                id,
+                peer_ur_ls: peer_urls.clone(),
+            };
+            async move { ClusterClient::new(channel).member_update(timed(msg, budget)).await }
+        })
+        .await
+    }
+
+    /// `Maintenance.MoveLeader`: hand leadership to member `to` (asked of the leader; a
+    /// follower's refusal names the leader, and the call goes there).
+    pub async fn move_leader(&self, to: u64) -> Result<(), ClientError> {
+        self.sync_endpoints().await?;
+        self.read(|channel, budget| async move {
+            MaintenanceClient::new(channel)
+                .move_leader(timed(MoveLeaderRequest { target_id: to }, budget))
+                .await
+        })
+        .await
+        .map(|_| ())
     }
 
     /// The member id of the leader, as the first member that answers sees it (`None` when it

@@ -78,7 +78,7 @@ pub fn member_id(id: u64) -> String {
 
 /// A table of members: ID (hex), NAME, PEER URLS, CLIENT URLS, LEADER (`*` on the leader).
 pub fn members_table(resp: &MemberListResponse, leader: Option<u64>) -> String {
-    let headers = ["ID", "NAME", "PEER URLS", "CLIENT URLS", "LEADER"];
+    let headers = ["ID", "NAME", "PEER URLS", "CLIENT URLS", "LEARNER", "LEADER"];
     let rows = resp
         .members
         .iter()
@@ -88,6 +88,7 @@ pub fn members_table(resp: &MemberListResponse, leader: Option<u64>) -> String {
                 m.name.clone(),
                 m.peer_ur_ls.join(","),
                 m.client_ur_ls.join(","),
+                if m.is_learner { "yes" } else { "no" }.to_string(),
                 if leader == Some(m.id) { "*" } else { "" }.to_string(),
             ])
         })

@@ -174,6 +174,16 @@ impl Api {
         decode_response(&result)
     }
 
+    /// Propose a change of the replicated meta map (forwarded to the leader like any write;
+    /// a meta put or delete is idempotent, so a retry is harmless).
+    pub async fn propose_meta(&self, cmd: &kv::MetaCommand) -> Result<(), Status> {
+        let result = self.propose_bytes(cmd.encode(), true, true).await?;
+        if result.is_empty() {
+            return Ok(());
+        }
+        decode_response(&result).map(|_| ())
+    }
+
     async fn propose_bytes(
         &self,
         data: Bytes,
@@ -217,11 +227,15 @@ impl Api {
                 ProposeFailure::Stopped => {
                     return Err(Status::unavailable("raftkv: the member is shutting down"))
                 }
+                ProposeFailure::ConfChange(e) => {
+                    return Err(Status::internal(format!("raftkv: {e}")))
+                }
             }
         }
     }
 
-    fn channel(&self, url: &str) -> Result<Channel, Status> {
+    /// A (lazily connected, cached) channel to a member's client URL.
+    pub fn channel(&self, url: &str) -> Result<Channel, Status> {
         let mut chans = self.inner.channels.lock().expect("channels lock");
         if let Some(c) = chans.get(url) {
             return Ok(c.clone());
@@ -288,9 +302,10 @@ impl Api {
         if req.command.len() > self.inner.limits.request_bytes_max {
             return Err(Status::invalid_argument(TOO_LARGE));
         }
-        let exactly_once = Command::decode(&req.command)
-            .map(|c| c.session.is_some())
-            .unwrap_or(false);
+        let exactly_once = kv::MetaCommand::is_meta(&req.command)
+            || Command::decode(&req.command)
+                .map(|c| c.session.is_some())
+                .unwrap_or(false);
         let result = self.propose_bytes(req.command, exactly_once, false).await?;
         Ok((result, self.inner.handle.status().term))
     }
@@ -325,7 +340,7 @@ impl Api {
 
     /// Hand leadership to `to` (from the leader) and wait until `to` leads.
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), Status> {
-        if self.inner.members.get(to).is_none() {
+        if !self.inner.members.is_member(to) {
             return Err(Status::not_found(format!(
                 "etcdserver: member not found ({:#x})",
                 to.0

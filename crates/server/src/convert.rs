@@ -249,6 +249,7 @@ pub fn kv_error(e: KvError) -> Status {
         | KvError::SessionExpired { .. }
         | KvError::InvalidSequence { .. } => Code::FailedPrecondition,
         KvError::Decode(_) => Code::Internal,
+        KvError::MetaFull { .. } => Code::ResourceExhausted,
     };
     let prefix = match &e {
         KvError::Compacted { .. } | KvError::FutureRev { .. } => "etcdserver: mvcc: ",

@@ -10,6 +10,8 @@
 //! - [`convert`]: etcd protobuf messages to and from the `kv` crate's types;
 //! - [`strict`]: unary requests with a field the API does not define are refused, named;
 //! - [`members`]: the member table, member and cluster ids, advertised client URLs;
+//! - [`membership`]: MemberAdd/Remove/Promote/Update on the leader, joining an existing
+//!   cluster;
 //! - [`runtime`]: one driver loop per node (ticks, peer messages, client requests, WAL sync
 //!   reports → `Ready` handling → client answers) and the [`runtime::NodeHandle`] clients use;
 //! - [`transport`]: Raft messages between nodes over TCP, batched per peer, size-limited;
@@ -22,6 +24,7 @@ pub mod admin;
 pub mod api;
 pub mod convert;
 pub mod members;
+pub mod membership;
 pub mod runtime;
 pub mod server;
 pub mod services;

@@ -10,13 +10,23 @@
 //! optional section after the attributes (`[b'A'][len: u16 LE][utf-8]`), so that any member
 //! can aggregate the status of the others.
 //!
+//! **Membership changes.** Who is a member (voter or learner) is the consensus core's
+//! configuration; this table follows it ([`Members::set_conf`]) and lists only members of
+//! the configuration. The peer URLs of members added at run time are replicated through the
+//! log as [`MemberRecord`]s in the state machine's meta map (key [`record_key`]), so every
+//! member learns where to dial a new one when the record applies; a record also overrides
+//! the initial cluster's URL of a member (MemberUpdate). A member added by MemberAdd has no
+//! name until it starts and advertises one.
+//!
 //! Owns: [`Member`], [`Members`], member and cluster ids derived from names and the cluster
-//! token, and the compact encoding of advertised attributes. Must never: decide who votes
-//! (that is the consensus core's configuration), or trust attributes from a connection whose
-//! hello failed the cluster and node check.
+//! token, the compact encoding of advertised attributes, member records and the cluster
+//! directory a joining member asks for. Must never: decide who votes (that is the consensus
+//! core's configuration), or trust attributes from a connection whose hello failed the
+//! cluster and node check.
 
-use raft::NodeId;
-use std::collections::BTreeMap;
+use bytes::Bytes;
+use raft::{Configuration, NodeId};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
 /// One member of the cluster.
@@ -32,7 +42,11 @@ pub struct Member {
 /// The member table shared by the transport (which learns client URLs) and the services.
 #[derive(Debug, Default)]
 pub struct Members {
+    /// Every member ever known here (initial cluster, records, a join's directory).
     by_id: RwLock<BTreeMap<NodeId, Member>>,
+    /// The node's configuration; `None` until the node publishes one (then every known
+    /// member is listed).
+    conf: RwLock<Option<Configuration>>,
     /// Admin URL of each member that advertised one (this member's own is set at start).
     admin_urls: RwLock<BTreeMap<NodeId, String>>,
 }
@@ -75,18 +89,101 @@ impl Members {
     pub fn new(members: impl IntoIterator<Item = Member>) -> Self {
         Members {
             by_id: RwLock::new(members.into_iter().map(|m| (m.id, m)).collect()),
+            conf: RwLock::default(),
             admin_urls: RwLock::default(),
         }
     }
 
-    /// Every member, by id.
+    /// Every member of the configuration (voters and learners), by id; a member without a
+    /// record yet shows with an empty name and no URLs.
     pub fn list(&self) -> Vec<Member> {
-        self.by_id
+        let by_id = self.by_id.read().expect("members lock");
+        let conf = self.conf.read().expect("members lock");
+        let Some(conf) = conf.as_ref() else {
+            return by_id.values().cloned().collect();
+        };
+        conf.members()
+            .map(|id| {
+                by_id.get(&id).cloned().unwrap_or(Member {
+                    id,
+                    name: String::new(),
+                    peer_urls: vec![],
+                    client_urls: vec![],
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `id` is a learner of the current configuration.
+    pub fn is_learner(&self, id: NodeId) -> bool {
+        self.conf
             .read()
             .expect("members lock")
-            .values()
-            .cloned()
+            .as_ref()
+            .is_some_and(|c| c.is_learner(id))
+    }
+
+    /// Whether `id` is a voter or learner of the current configuration (before the node
+    /// published one: whether it is known).
+    pub fn is_member(&self, id: NodeId) -> bool {
+        match self.conf.read().expect("members lock").as_ref() {
+            Some(c) => c.is_member(id),
+            None => self.get(id).is_some(),
+        }
+    }
+
+    /// Follow the node's configuration.
+    pub fn set_conf(&self, conf: Configuration) {
+        *self.conf.write().expect("members lock") = Some(conf);
+    }
+
+    /// Apply a replicated record of member `id`: its peer URLs, and its name when the record
+    /// has one.
+    pub fn apply_record(&self, id: NodeId, rec: &MemberRecord) {
+        let mut by_id = self.by_id.write().expect("members lock");
+        let m = by_id.entry(id).or_insert_with(|| Member {
+            id,
+            name: String::new(),
+            peer_urls: vec![],
+            client_urls: vec![],
+        });
+        if !rec.name.is_empty() {
+            m.name = rec.name.clone();
+        }
+        m.peer_urls = rec.peer_urls.clone();
+    }
+
+    /// Apply every member record of a meta map (see [`record_key`]); undecodable records
+    /// are skipped with a warning (they were written by a newer version).
+    pub fn apply_records(&self, meta: &BTreeMap<Bytes, Bytes>) {
+        for (k, v) in meta.range(Bytes::from_static(RECORD_PREFIX)..) {
+            let Some(id) = parse_record_key(k) else {
+                break;
+            };
+            match MemberRecord::decode(v) {
+                Ok(rec) => self.apply_record(id, &rec),
+                Err(why) => tracing::warn!(?id, %why, "member record ignored"),
+            }
+        }
+    }
+
+    /// `host:port` of the first peer URL of every member of `conf` that has one.
+    pub fn peer_addrs(&self, conf: &Configuration) -> HashMap<NodeId, String> {
+        let by_id = self.by_id.read().expect("members lock");
+        conf.members()
+            .filter_map(|id| {
+                let url = by_id.get(&id)?.peer_urls.first()?;
+                Some((id, crate::server::host_port(url).ok()?.to_string()))
+            })
             .collect()
+    }
+
+    /// The member whose peer URLs include `url`, if any.
+    pub fn by_peer_url(&self, url: &str) -> Option<Member> {
+        let norm = |u: &str| u.trim_end_matches('/').to_string();
+        self.list()
+            .into_iter()
+            .find(|m| m.peer_urls.iter().any(|p| norm(p) == norm(url)))
     }
 
     pub fn get(&self, id: NodeId) -> Option<Member> {
@@ -134,7 +231,9 @@ impl Members {
     /// section ([`Members::encode_attrs`]).
     pub fn learn_encoded(&self, id: NodeId, b: &[u8]) -> Result<(), String> {
         let (attrs, admin) = Attrs::decode_with_admin(b)?;
-        let known = self.get(id).is_some_and(|m| m.name == attrs.name);
+        let known = self
+            .get(id)
+            .is_some_and(|m| m.name == attrs.name || m.name.is_empty());
         self.learn(id, attrs);
         if let (true, Some(url)) = (known, admin) {
             self.set_admin_url(id, url);
@@ -147,6 +246,11 @@ impl Members {
         let mut by_id = self.by_id.write().expect("members lock");
         match by_id.get_mut(&id) {
             Some(m) if m.name == attrs.name => m.client_urls = attrs.client_urls,
+            // A member added at run time names itself when it starts.
+            Some(m) if m.name.is_empty() && !attrs.name.is_empty() => {
+                m.name = attrs.name;
+                m.client_urls = attrs.client_urls;
+            }
             Some(m) => tracing::warn!(
                 ?id,
                 expected = %m.name,
@@ -222,6 +326,160 @@ impl Attrs {
 
 /// `s` as `[len: u16 LE][utf-8]`, cut to at most 1024 bytes at a character boundary (a cut
 /// inside a character would make the whole block undecodable, and the hello refused).
+/// Meta-map key prefix of member records.
+const RECORD_PREFIX: &[u8] = b"member/";
+/// Format byte of an encoded [`MemberRecord`].
+const RECORD_FORMAT: u8 = 1;
+
+/// The meta-map key of member `id`'s record: `member/` and the id as 16 hex digits, so
+/// records sort by id.
+pub fn record_key(id: NodeId) -> Bytes {
+    Bytes::from(format!("member/{:016x}", id.0))
+}
+
+fn parse_record_key(k: &[u8]) -> Option<NodeId> {
+    let hex = k.strip_prefix(RECORD_PREFIX)?;
+    let hex = std::str::from_utf8(hex).ok().filter(|h| h.len() == 16)?;
+    u64::from_str_radix(hex, 16).ok().map(NodeId)
+}
+
+/// What the log says about a member beside its place in the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// Empty for a member added by MemberAdd that has not started yet.
+    pub name: String,
+    pub peer_urls: Vec<String>,
+}
+
+impl MemberRecord {
+    /// `[1][name][n: u8][url]*`, strings as in [`Attrs`].
+    pub fn encode(&self) -> Bytes {
+        let mut out = vec![RECORD_FORMAT];
+        put_str(&mut out, &self.name);
+        let urls = &self.peer_urls[..self.peer_urls.len().min(u8::MAX as usize)];
+        out.push(urls.len() as u8);
+        for u in urls {
+            put_str(&mut out, u);
+        }
+        Bytes::from(out)
+    }
+
+    pub fn decode(b: &[u8]) -> Result<MemberRecord, String> {
+        let (&f, mut b) = b.split_first().ok_or("member record: empty")?;
+        if f != RECORD_FORMAT {
+            return Err(format!("member record: unknown format {f}"));
+        }
+        let name = get_str(&mut b)?;
+        let (&n, rest) = b.split_first().ok_or("member record: truncated")?;
+        b = rest;
+        let peer_urls = (0..n).map(|_| get_str(&mut b)).collect::<Result<_, _>>()?;
+        if !b.is_empty() {
+            return Err(format!("member record: {} trailing bytes", b.len()));
+        }
+        Ok(MemberRecord { name, peer_urls })
+    }
+}
+
+/// What a member answers a joining member that asks who is in the cluster: the cluster id
+/// and every member with its role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Directory {
+    pub cluster_id: u64,
+    /// `(member, is_learner)`.
+    pub members: Vec<(Member, bool)>,
+}
+
+/// Most members a directory lists.
+const DIRECTORY_MEMBERS_MAX: usize = 1024;
+
+impl Directory {
+    /// This member's view.
+    pub fn of(cluster_id: u64, members: &Members) -> Directory {
+        Directory {
+            cluster_id,
+            members: members
+                .list()
+                .into_iter()
+                .map(|m| {
+                    let l = members.is_learner(m.id);
+                    (m, l)
+                })
+                .collect(),
+        }
+    }
+
+    /// `[cluster u64 LE][n: u16 LE]` then per member `[id u64 LE][learner u8][name]
+    /// [n u8][peer url]*[n u8][client url]*`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.cluster_id.to_le_bytes().to_vec();
+        let ms = &self.members[..self.members.len().min(DIRECTORY_MEMBERS_MAX)];
+        out.extend_from_slice(&(ms.len() as u16).to_le_bytes());
+        for (m, learner) in ms {
+            out.extend_from_slice(&m.id.0.to_le_bytes());
+            out.push(u8::from(*learner));
+            put_str(&mut out, &m.name);
+            for urls in [&m.peer_urls, &m.client_urls] {
+                let urls = &urls[..urls.len().min(16)];
+                out.push(urls.len() as u8);
+                for u in urls {
+                    put_str(&mut out, u);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn decode(mut b: &[u8]) -> Result<Directory, String> {
+        let take = |b: &mut &[u8], n: usize| -> Result<Vec<u8>, String> {
+            if b.len() < n {
+                return Err("directory: truncated".into());
+            }
+            let (h, t) = b.split_at(n);
+            *b = t;
+            Ok(h.to_vec())
+        };
+        let cluster_id = u64::from_le_bytes(take(&mut b, 8)?.try_into().expect("8"));
+        let n = u16::from_le_bytes(take(&mut b, 2)?.try_into().expect("2")) as usize;
+        if n > DIRECTORY_MEMBERS_MAX {
+            return Err(format!("directory: {n} members over the limit"));
+        }
+        let mut members = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = NodeId(u64::from_le_bytes(take(&mut b, 8)?.try_into().expect("8")));
+            let learner = match take(&mut b, 1)?[0] {
+                0 => false,
+                1 => true,
+                x => return Err(format!("directory: bad learner flag {x}")),
+            };
+            let name = get_str(&mut b)?;
+            let mut lists = [vec![], vec![]];
+            for l in &mut lists {
+                let k = take(&mut b, 1)?[0];
+                for _ in 0..k {
+                    l.push(get_str(&mut b)?);
+                }
+            }
+            let [peer_urls, client_urls] = lists;
+            members.push((
+                Member {
+                    id,
+                    name,
+                    peer_urls,
+                    client_urls,
+                },
+                learner,
+            ));
+        }
+        if !b.is_empty() {
+            return Err(format!("directory: {} trailing bytes", b.len()));
+        }
+        Ok(Directory {
+            cluster_id,
+            members,
+        })
+    }
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     let mut end = s.len().min(1024);
     while !s.is_char_boundary(end) {
@@ -248,6 +506,75 @@ fn get_str(b: &mut &[u8]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_and_directories_round_trip_and_garbage_is_an_error() {
+        let r = MemberRecord {
+            name: "n4".into(),
+            peer_urls: vec!["http://127.0.0.1:2480".into()],
+        };
+        let enc = r.encode();
+        assert_eq!(MemberRecord::decode(&enc), Ok(r.clone()));
+        for cut in 0..enc.len() {
+            assert!(MemberRecord::decode(&enc[..cut]).is_err(), "cut at {cut}");
+        }
+        assert_eq!(parse_record_key(&record_key(NodeId(0xabc))), Some(NodeId(0xabc)));
+        assert_eq!(parse_record_key(b"member/xyz"), None);
+        let ms = Members::new([Member {
+            id: NodeId(1),
+            name: "n1".into(),
+            peer_urls: vec!["http://127.0.0.1:2380".into()],
+            client_urls: vec!["http://127.0.0.1:2379".into()],
+        }]);
+        ms.apply_record(NodeId(4), &r);
+        ms.set_conf(Configuration::with_learners([NodeId(1)], [NodeId(4)]));
+        let d = Directory::of(77, &ms);
+        assert_eq!(d.members.len(), 2);
+        assert!(d.members[1].1, "n4 is a learner");
+        let enc = d.encode();
+        assert_eq!(Directory::decode(&enc), Ok(d));
+        for cut in 0..enc.len() {
+            assert!(Directory::decode(&enc[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn the_list_follows_the_configuration_and_records_give_urls() {
+        let ms = Members::new([1, 2].map(|i| Member {
+            id: NodeId(i),
+            name: format!("n{i}"),
+            peer_urls: vec![format!("http://127.0.0.1:{}", 2380 + i)],
+            client_urls: vec![],
+        }));
+        assert_eq!(ms.list().len(), 2, "no configuration yet: every known member");
+        ms.set_conf(Configuration::with_learners([NodeId(1), NodeId(2)], [NodeId(9)]));
+        let l = ms.list();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[2].name, "", "an added member that has not started");
+        assert!(ms.peer_addrs(&Configuration::new([NodeId(1), NodeId(9)])).len() == 1);
+        let mut meta = BTreeMap::new();
+        let rec = MemberRecord {
+            name: String::new(),
+            peer_urls: vec!["http://127.0.0.1:2409".into()],
+        };
+        meta.insert(record_key(NodeId(9)), rec.encode());
+        meta.insert(Bytes::from_static(b"zzz"), Bytes::from_static(b"other"));
+        ms.apply_records(&meta);
+        let addrs = ms.peer_addrs(ms.conf.read().unwrap().as_ref().unwrap());
+        assert_eq!(addrs.get(&NodeId(9)).map(String::as_str), Some("127.0.0.1:2409"));
+        assert_eq!(ms.by_peer_url("http://127.0.0.1:2409/").map(|m| m.id), Some(NodeId(9)));
+        ms.learn(
+            NodeId(9),
+            Attrs {
+                name: "n9".into(),
+                client_urls: vec!["http://127.0.0.1:2309".into()],
+            },
+        );
+        assert_eq!(ms.get(NodeId(9)).unwrap().name, "n9", "named when it starts");
+        ms.set_conf(Configuration::new([NodeId(1)]));
+        assert_eq!(ms.list().len(), 1, "removed members leave the list");
+        assert!(!ms.is_member(NodeId(2)));
+    }
 
     #[test]
     fn ids_are_stable_nonzero_and_distinct() {

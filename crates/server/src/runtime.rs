@@ -15,7 +15,7 @@ use crate::admin::telemetry::{FailReason, Tap, Telemetry, TimedFs, Timing};
 use crate::members::{Attrs, Members};
 use crate::transport::{self, PeerSender, TransportConfig, TransportStats};
 use bytes::Bytes;
-use raft::{Config, Configuration, NodeId, ProposeError, Role};
+use raft::{ConfChange, ConfChangeError, Config, Configuration, NodeId, ProposeError, Role};
 use replica::{Completion, ProposalError, Replica, SnapshotPolicy, StateMachine};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -69,6 +69,21 @@ pub enum NodeError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Not an error of the node: its removal from the configuration applied, so it stopped.
+    #[error("this member was removed from the cluster")]
+    Removed,
+}
+
+/// What keeps the peer transport in step with the membership: called after every loop turn
+/// with the state machine and the core's configuration (`conf_changed`: it differs from the
+/// previous turn's); returns every member's peer address (`host:port`) when they changed.
+pub trait PeerDirectory<M>: Send + 'static {
+    fn refresh(
+        &mut self,
+        sm: &M,
+        conf: &Configuration,
+        conf_changed: bool,
+    ) -> Option<HashMap<NodeId, String>>;
 }
 
 /// Why a proposal was not applied.
@@ -86,6 +101,8 @@ pub enum ProposeFailure {
     Unknown,
     #[error("the node is shutting down")]
     Stopped,
+    #[error("membership change refused: {0}")]
+    ConfChange(ConfChangeError),
 }
 
 /// Why a linearizable read could not be confirmed.
@@ -129,6 +146,10 @@ enum Request<M> {
     TransferLeader {
         to: NodeId,
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    ConfChange {
+        change: ConfChange,
+        reply: oneshot::Sender<Result<Bytes, ProposeFailure>>,
     },
 }
 
@@ -207,6 +228,16 @@ impl<M: StateMachine + Send + 'static> NodeHandle<M> {
     }
 
     /// Ask the leader to hand leadership to `to`.
+    /// Propose a membership change (leader only) and wait until its entry applied here.
+    pub async fn conf_change(&self, change: ConfChange) -> Result<(), ProposeFailure> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::ConfChange { change, reply })
+            .await
+            .map_err(|_| ProposeFailure::Stopped)?;
+        rx.await.map_err(|_| ProposeFailure::Stopped)?.map(|_| ())
+    }
+
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), String> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -247,12 +278,21 @@ fn random_seed() -> u64 {
 impl<M: StateMachine + Send + 'static> Node<M> {
     /// Open the data directory (recovering the WAL), bind the peer listener and start the
     /// driver thread and the peer tasks. Must be called inside a tokio runtime.
-    pub async fn start(cfg: NodeConfig, sm: M) -> Result<Node<M>, NodeError> {
-        let voters = Configuration::new(cfg.peers.keys().copied());
+    ///
+    /// `bootstrap`: the configuration a new data directory starts with (the initial
+    /// cluster's voters; for a member joining an existing cluster, the members it was told
+    /// of — the log then says otherwise). `directory` keeps the transport's peers in step
+    /// with membership changes (`None`: the peers of `cfg` forever).
+    pub async fn start(
+        cfg: NodeConfig,
+        sm: M,
+        bootstrap: Configuration,
+        directory: Option<Box<dyn PeerDirectory<M>>>,
+    ) -> Result<Node<M>, NodeError> {
         let identity = Identity {
             cluster_id: cfg.cluster_id,
             node_id: cfg.id,
-            bootstrap: voters,
+            bootstrap,
         };
         let telemetry = Arc::new(Telemetry::new(
             cfg.id,
@@ -322,6 +362,10 @@ impl<M: StateMachine + Send + 'static> Node<M> {
         let (req_tx, req_rx) = mpsc::channel(cfg.request_queue_max);
         let (status_tx, status_rx) = watch::channel(status_of(&replica));
         let driver = Driver {
+            was_member: replica.raft().configuration().is_member(cfg.id),
+            conf: Configuration::default(),
+            directory,
+            removed_at: None,
             replica,
             sender,
             status_tx,
@@ -393,7 +437,7 @@ fn status_of<M: StateMachine>(r: &Replica<Store, M>) -> NodeStatus {
     }
 }
 
-struct Driver<M: StateMachine> {
+struct Driver<M: StateMachine + 'static> {
     replica: Replica<Store, M>,
     sender: PeerSender,
     status_tx: watch::Sender<NodeStatus>,
@@ -401,12 +445,23 @@ struct Driver<M: StateMachine> {
     proposals: HashMap<u64, oneshot::Sender<Result<Bytes, ProposeFailure>>>,
     reads: HashMap<u64, ReadFn<M>>,
     tap: Tap,
+    /// The configuration at the end of the previous turn.
+    conf: Configuration,
+    directory: Option<Box<dyn PeerDirectory<M>>>,
+    /// Whether an applied configuration ever included this node.
+    was_member: bool,
+    /// When this node saw its own removal apply (it stops a little later, so that its last
+    /// messages — the commit, a TimeoutNow to its successor — go out).
+    removed_at: Option<tokio::time::Instant>,
 }
+
+/// How long a removed member keeps running after its removal applied.
+const REMOVED_GRACE: Duration = Duration::from_millis(500);
 
 /// How many queued events one loop turn takes before handling `Ready` (batching).
 const BATCH_EVENTS_MAX: usize = 512;
 
-impl<M: StateMachine> Driver<M> {
+impl<M: StateMachine + 'static> Driver<M> {
     async fn run(
         mut self,
         tick: Duration,
@@ -454,6 +509,9 @@ impl<M: StateMachine> Driver<M> {
                 .replica
                 .handle_ready(&mut self.tap.transport(&mut self.sender))?;
             self.complete(done);
+            if self.follow_membership() {
+                break;
+            }
             let st = status_of(&self.replica);
             self.status_tx.send_if_modified(|s| {
                 let changed = *s != st;
@@ -463,7 +521,38 @@ impl<M: StateMachine> Driver<M> {
             self.tap.turn(&st);
         }
         self.fail_all();
+        if self.removed_at.is_some() {
+            return Err(NodeError::Removed);
+        }
         Ok(())
+    }
+
+    /// Keep the transport's peers in step with the configuration and the member records;
+    /// true when this node's removal applied a grace period ago (time to stop).
+    fn follow_membership(&mut self) -> bool {
+        let raft = self.replica.raft();
+        let conf = raft.configuration();
+        let changed = *conf != self.conf;
+        if changed {
+            self.conf = conf.clone();
+        }
+        if let Some(dir) = self.directory.as_mut() {
+            if let Some(peers) = dir.refresh(self.replica.state_machine(), &self.conf, changed) {
+                self.sender.set_peers(&peers);
+            }
+        }
+        self.sender.prune();
+        let me = raft.id();
+        let settled = raft.pending_conf_index() <= self.replica.applied_index();
+        if settled && self.conf.is_member(me) {
+            self.was_member = true;
+        }
+        if settled && self.was_member && !self.conf.is_member(me) && self.removed_at.is_none() {
+            tracing::warn!("this member's removal from the cluster applied; stopping");
+            self.removed_at = Some(tokio::time::Instant::now());
+        }
+        self.removed_at
+            .is_some_and(|t| t.elapsed() >= REMOVED_GRACE)
     }
 
     fn on_synced(&mut self, d: SyncDone) -> Result<(), NodeError> {
@@ -527,6 +616,27 @@ impl<M: StateMachine> Driver<M> {
             }
             Request::Local(f) => f(self.replica.state_machine(), &status_of(&self.replica)),
             Request::Inspect(f) => f(self.replica.raft()),
+            Request::ConfChange { change, reply } => {
+                let token = self.token();
+                match self.replica.propose_conf_change(change, token) {
+                    Ok(_) => {
+                        self.proposals.insert(token, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(match e {
+                            ConfChangeError::NotLeader { leader_hint } => {
+                                ProposeFailure::NotLeader {
+                                    leader: leader_hint,
+                                }
+                            }
+                            ConfChangeError::TransferInProgress => {
+                                ProposeFailure::TransferInProgress
+                            }
+                            e => ProposeFailure::ConfChange(e),
+                        }));
+                    }
+                }
+            }
             Request::TransferLeader { to, reply } => {
                 let _ = reply.send(self.replica.transfer_leader(to).map_err(|e| e.to_string()));
             }

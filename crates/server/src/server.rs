@@ -8,6 +8,8 @@
 
 use crate::api::{Api, ApiLimits};
 use crate::members::{cluster_id, member_id, Attrs, Member, Members};
+use crate::membership::{Joined, MemberSync};
+use raft::Configuration;
 use crate::runtime::{Node, NodeConfig, NodeError};
 use crate::services::Services;
 use kv::{KvConfig, KvStateMachine};
@@ -29,6 +31,18 @@ pub const REQUEST_BYTES_MAX_DEFAULT: usize = 1536 * 1024;
 /// Extra room a gRPC message may take beyond the request limit (etcd's `grpcOverheadBytes`),
 /// so an oversized request is refused by raftkv with etcd's error, not by the transport.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Whether a member starts a new cluster or joins a running one (etcd's
+/// `--initial-cluster-state`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClusterState {
+    /// Bootstrap the cluster of `initial_cluster` (every member starts this way).
+    #[default]
+    New,
+    /// Join the running cluster the other members of `initial_cluster` belong to; this
+    /// member was added first (MemberAdd with its peer URL).
+    Existing,
+}
 
 /// Everything `raftkv serve` needs.
 #[derive(Clone, Debug)]
@@ -57,6 +71,9 @@ pub struct ServerConfig {
     /// Where the admin endpoint listens (metrics, health, status, events, the dashboard;
     /// see [`crate::admin`]); `None`: no admin endpoint.
     pub listen_admin: Option<SocketAddr>,
+    /// Only read when the data directory is new: a member that ran before keeps the
+    /// cluster it belongs to.
+    pub initial_cluster_state: ClusterState,
 }
 
 impl ServerConfig {
@@ -81,6 +98,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(5),
             request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
             listen_admin: None,
+            initial_cluster_state: ClusterState::New,
         }
     }
 }
@@ -143,6 +161,82 @@ fn ticks(cfg: &ServerConfig) -> Result<(Duration, u32, u32), ServerError> {
     ))
 }
 
+/// Who this member is: `(member id, cluster id, members, bootstrap configuration)`.
+///
+/// A data directory that holds a join file (the member joined a running cluster) says so
+/// itself; one that holds a WAL keeps its cluster id even when `--initial-cluster` changed
+/// since (members were added or removed); a new directory with
+/// [`ClusterState::Existing`] joins by asking the other members (see
+/// [`crate::membership`]); else the cluster is the initial one.
+async fn identity(
+    cfg: &ServerConfig,
+    initial: Vec<Member>,
+    my_peer_url: &str,
+) -> Result<(NodeId, u64, Vec<Member>, Configuration), ServerError> {
+    let joined = Joined::load(&cfg.data_dir).map_err(ServerError::Config)?;
+    let stored = storage::read_identity(&storage::StdFs, &cfg.data_dir)
+        .map_err(|e| ServerError::Node(NodeError::Storage(e)))?;
+    let joined = match joined {
+        Some(j) if j.name != cfg.name => {
+            return Err(ServerError::Config(format!(
+                "the data directory {} belongs to member {:?}, not {:?}",
+                cfg.data_dir.display(),
+                j.name,
+                cfg.name
+            )))
+        }
+        Some(j) => Some(j),
+        None if cfg.initial_cluster_state == ClusterState::Existing && stored.is_none() => {
+            let others: Vec<(String, String)> = cfg
+                .initial_cluster
+                .iter()
+                .filter(|(n, _)| *n != cfg.name)
+                .cloned()
+                .collect();
+            if others.is_empty() {
+                return Err(ServerError::Config(
+                    "--initial-cluster-state existing: --initial-cluster must list members \
+                     of the running cluster besides this one"
+                        .into(),
+                ));
+            }
+            let j = crate::membership::join(&cfg.name, my_peer_url, &others)
+                .await
+                .map_err(ServerError::Config)?;
+            j.save(&cfg.data_dir).map_err(ServerError::Config)?;
+            tracing::info!(
+                member = format_args!("{:x}", j.id.0),
+                cluster = format_args!("{:x}", j.directory.cluster_id),
+                "joining an existing cluster"
+            );
+            Some(j)
+        }
+        None => None,
+    };
+    if let Some(j) = joined {
+        let mut members: Vec<Member> = j.directory.members.iter().map(|(m, _)| m.clone()).collect();
+        if let Some(m) = members.iter_mut().find(|m| m.id == j.id) {
+            m.name = cfg.name.clone();
+        }
+        return Ok((j.id, j.directory.cluster_id, members, j.bootstrap()));
+    }
+    let me = member_id(&cfg.cluster_token, &cfg.name);
+    let computed = cluster_id(&cfg.cluster_token, initial.iter().map(|m| m.id));
+    let cluster = match stored {
+        Some(id) if id.cluster_id != computed && id.node_id == me => {
+            tracing::info!(
+                stored = format_args!("{:x}", id.cluster_id),
+                "the data directory's cluster id differs from the one of --initial-cluster \
+                 (membership changed since it was created); keeping the stored one"
+            );
+            id.cluster_id
+        }
+        _ => computed,
+    };
+    let bootstrap = Configuration::new(initial.iter().map(|m| m.id));
+    Ok((me, cluster, initial, bootstrap))
+}
+
 /// A running member.
 pub struct Server {
     node: Node<KvStateMachine>,
@@ -173,10 +267,9 @@ impl Server {
                 client_urls: vec![],
             });
         }
-        let me = member_id(token, &cfg.name);
         let Some(my_peer_url) = members
             .iter()
-            .find(|m| m.id == me)
+            .find(|m| m.name == cfg.name)
             .map(|m| m.peer_urls[0].clone())
         else {
             return Err(ServerError::Config(format!(
@@ -189,7 +282,8 @@ impl Server {
                     .join(",")
             )));
         };
-        let cluster = cluster_id(token, members.iter().map(|m| m.id));
+        let (me, cluster, mut members, bootstrap) =
+            identity(&cfg, members, &my_peer_url).await?;
         let listen_peer = match cfg.listen_peer {
             Some(a) => a,
             None => {
@@ -226,7 +320,8 @@ impl Server {
         };
         let peers = members
             .iter()
-            .map(|m| Ok((m.id, host_port(&m.peer_urls[0])?.to_string())))
+            .filter_map(|m| Some((m.id, m.peer_urls.first()?)))
+            .map(|(id, url)| Ok((id, host_port(url)?.to_string())))
             .collect::<Result<_, ServerError>>()?;
         if let Some(m) = members.iter_mut().find(|m| m.id == me) {
             m.client_urls = advertise.clone();
@@ -266,7 +361,13 @@ impl Server {
             },
             members: members.clone(),
         };
-        let node = Node::start(ncfg, KvStateMachine::new(KvConfig::default())).await?;
+        let node = Node::start(
+            ncfg,
+            KvStateMachine::new(KvConfig::default()),
+            bootstrap,
+            Some(Box::new(MemberSync::new(members.clone()))),
+        )
+        .await?;
         let api = Api::new(
             node.handle.clone(),
             members.clone(),

@@ -1,5 +1,6 @@
 //! The gRPC services one member serves on its client port: etcd's `KV`, `Cluster`
-//! (MemberList), `Maintenance` (Status, Alarm, MoveLeader), raftkv's `RaftKv` extension, and
+//! (MemberList, MemberAdd, MemberRemove, MemberUpdate, MemberPromote; see
+//! [`crate::membership`]), `Maintenance` (Status, Alarm, MoveLeader), raftkv's `RaftKv` extension, and
 //! the member-to-member `Peer.Forward`. Every other etcd method answers UNIMPLEMENTED.
 //!
 //! Owns: request validation at the edge, the mapping of each call onto [`Api`], and response
@@ -8,6 +9,7 @@
 
 use crate::api::Api;
 use crate::convert;
+use crate::membership::{MemberOp, MemberOutcome, FORWARDED_KEY};
 use kv::{Command, Request, Response};
 use proto::etcdserverpb as pb;
 use proto::etcdserverpb::cluster_server::Cluster;
@@ -84,14 +86,21 @@ impl Services {
     }
 
     fn member(&self, m: crate::members::Member) -> pb::Member {
-        pb::Member {
-            id: m.id.0,
-            name: m.name,
-            peer_ur_ls: m.peer_urls,
-            client_ur_ls: m.client_urls,
-            is_learner: false,
-        }
+        crate::membership::pb_member(self.api.members(), m)
     }
+
+    async fn member_op<T>(&self, req: &Req<T>, op: MemberOp) -> Result<MemberOutcome, Status> {
+        let forwarded = req.metadata().get(FORWARDED_KEY).is_some();
+        crate::membership::run(&self.api, op, forwarded).await
+    }
+}
+
+/// A member id of a request (0 is never one).
+fn member_id_of(id: u64) -> Result<NodeId, Status> {
+    if id == 0 {
+        return Err(Status::invalid_argument("etcdserver: member ID 0 is invalid"));
+    }
+    Ok(NodeId(id))
 }
 
 fn mismatch(what: &str, got: &Response) -> Status {
@@ -233,6 +242,59 @@ impl Cluster for Services {
         Ok(Resp::new(pb::MemberListResponse {
             header: self.api.header().at(0),
             members,
+        }))
+    }
+
+    async fn member_add(
+        &self,
+        req: Req<pb::MemberAddRequest>,
+    ) -> Result<Resp<pb::MemberAddResponse>, Status> {
+        let op = MemberOp::Add {
+            peer_urls: req.get_ref().peer_ur_ls.clone(),
+            learner: req.get_ref().is_learner,
+        };
+        let out = self.member_op(&req, op).await?;
+        Ok(Resp::new(pb::MemberAddResponse {
+            header: self.api.header().at(0),
+            member: out.added,
+            members: out.members,
+        }))
+    }
+
+    async fn member_remove(
+        &self,
+        req: Req<pb::MemberRemoveRequest>,
+    ) -> Result<Resp<pb::MemberRemoveResponse>, Status> {
+        let id = member_id_of(req.get_ref().id)?;
+        let out = self.member_op(&req, MemberOp::Remove(id)).await?;
+        Ok(Resp::new(pb::MemberRemoveResponse {
+            header: self.api.header().at(0),
+            members: out.members,
+        }))
+    }
+
+    async fn member_update(
+        &self,
+        req: Req<pb::MemberUpdateRequest>,
+    ) -> Result<Resp<pb::MemberUpdateResponse>, Status> {
+        let id = member_id_of(req.get_ref().id)?;
+        let op = MemberOp::Update(id, req.get_ref().peer_ur_ls.clone());
+        let out = self.member_op(&req, op).await?;
+        Ok(Resp::new(pb::MemberUpdateResponse {
+            header: self.api.header().at(0),
+            members: out.members,
+        }))
+    }
+
+    async fn member_promote(
+        &self,
+        req: Req<pb::MemberPromoteRequest>,
+    ) -> Result<Resp<pb::MemberPromoteResponse>, Status> {
+        let id = member_id_of(req.get_ref().id)?;
+        let out = self.member_op(&req, MemberOp::Promote(id)).await?;
+        Ok(Resp::new(pb::MemberPromoteResponse {
+            header: self.api.header().at(0),
+            members: out.members,
         }))
     }
 }

@@ -14,7 +14,7 @@
 //! connection whose hello named another cluster or node, or read a frame larger than the
 //! limit (the connection is closed instead).
 
-use crate::members::{Members, ATTRS_BYTES_MAX};
+use crate::members::{Directory, Members, ATTRS_BYTES_MAX};
 use crate::wire;
 use bytes::{Bytes, BytesMut};
 use raft::{Message, NodeId};
@@ -31,6 +31,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const MAGIC: &[u8; 4] = b"RKVP";
+/// A joining member's question "who is in this cluster?" (instead of a hello); the answer
+/// is `[len: u32 LE][`[`Directory`]`]` and the connection closes.
+pub const QUERY_MAGIC: &[u8; 4] = b"RKVQ";
 const VERSION: u8 = 2;
 const HELLO_BYTES: usize = 4 + 1 + 8 + 8 + 8;
 
@@ -126,19 +129,91 @@ fn hello(cfg: &TransportConfig, to: NodeId) -> Vec<u8> {
 
 /// The sending side, used by the driver loop as a [`replica::Transport`].
 pub struct PeerSender {
-    queues: HashMap<NodeId, mpsc::Sender<Bytes>>,
-    frame_bytes_max: usize,
+    /// Queue and address of each peer's outbound task.
+    queues: HashMap<NodeId, (mpsc::Sender<Bytes>, String)>,
+    cfg: TransportConfig,
     stats: Arc<TransportStats>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    /// Peers that left the configuration, with when their task stops.
+    leaving: HashMap<NodeId, tokio::time::Instant>,
+}
+
+/// How long a peer that left the configuration is still sent to: a member appends the
+/// change that removes the leader before that change commits, and must go on answering
+/// the leader until it does (and the removed member may need the commit to learn it).
+pub const PEER_LINGER: Duration = Duration::from_secs(5);
+
+impl PeerSender {
+    /// Make the outbound tasks match `peers` (membership or addresses changed): start one
+    /// for each new peer, stop those of peers that left ([`PEER_LINGER`] later), restart
+    /// those whose address changed. This node itself is skipped.
+    pub fn set_peers(&mut self, peers: &HashMap<NodeId, String>) {
+        let now = tokio::time::Instant::now();
+        let mut moved = Vec::new();
+        for (id, (_, addr)) in &self.queues {
+            match peers.get(id) {
+                Some(a) if a == addr => {
+                    self.leaving.remove(id);
+                }
+                Some(_) => moved.push(*id),
+                None => {
+                    self.leaving.entry(*id).or_insert(now + PEER_LINGER);
+                }
+            }
+        }
+        for id in moved {
+            self.queues.remove(&id);
+            self.leaving.remove(&id);
+        }
+        for (&id, addr) in peers {
+            if id == self.cfg.id || self.queues.contains_key(&id) {
+                continue;
+            }
+            tracing::info!(peer = format_args!("{:x}", id.0), %addr, "peer added");
+            let (tx, rx) = mpsc::channel(self.cfg.queue_msgs_max);
+            self.queues.insert(id, (tx, addr.clone()));
+            self.tracker.spawn(run_sender(
+                self.cfg.clone(),
+                id,
+                addr.clone(),
+                rx,
+                self.cancel.clone(),
+            ));
+        }
+    }
+
+    /// Stop the tasks of peers whose linger after leaving is over (cheap when none left).
+    pub fn prune(&mut self) {
+        if self.leaving.is_empty() {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let queues = &mut self.queues;
+        self.leaving.retain(|id, until| {
+            let keep = *until > now;
+            if !keep {
+                tracing::info!(peer = format_args!("{:x}", id.0), "peer removed");
+                queues.remove(id);
+            }
+            keep
+        });
+    }
+
+    /// The peers this node sends to.
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.queues.keys().copied()
+    }
 }
 
 impl replica::Transport for PeerSender {
     fn send(&mut self, msg: Message) {
-        let Some(q) = self.queues.get(&msg.to) else {
+        let Some((q, _)) = self.queues.get(&msg.to) else {
             tracing::debug!(to = ?msg.to, "message to an unknown peer dropped");
             return;
         };
         let frame = wire::encode(&msg);
-        if frame.len() > self.frame_bytes_max {
+        if frame.len() > self.cfg.frame_bytes_max {
             self.stats.dropped_oversize.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(to = ?msg.to, bytes = frame.len(), "message over the frame limit dropped");
             return;
@@ -164,26 +239,16 @@ pub fn start_senders(
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> PeerSender {
-    let mut queues = HashMap::new();
-    for (&id, addr) in peers {
-        if id == cfg.id {
-            continue;
-        }
-        let (tx, rx) = mpsc::channel(cfg.queue_msgs_max);
-        queues.insert(id, tx);
-        tracker.spawn(run_sender(
-            cfg.clone(),
-            id,
-            addr.clone(),
-            rx,
-            cancel.clone(),
-        ));
-    }
-    PeerSender {
-        queues,
-        frame_bytes_max: cfg.frame_bytes_max,
+    let mut s = PeerSender {
+        queues: HashMap::new(),
+        cfg: cfg.clone(),
         stats,
-    }
+        cancel,
+        tracker: tracker.clone(),
+        leaving: HashMap::new(),
+    };
+    s.set_peers(peers);
+    s
 }
 
 async fn run_sender(
@@ -205,6 +270,9 @@ async fn run_sender(
                 tracing::debug!(peer = ?to, %addr, error = %e, "peer unreachable");
                 // Drop what queued up meanwhile: stale Raft messages are useless.
                 while rx.try_recv().is_ok() {}
+                if rx.is_closed() {
+                    return; // the peer left the configuration
+                }
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
@@ -324,7 +392,24 @@ async fn serve_conn(
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let mut h = [0u8; HELLO_BYTES];
-    stream.read_exact(&mut h).await.map_err(|e| e.to_string())?;
+    stream
+        .read_exact(&mut h[..4])
+        .await
+        .map_err(|e| e.to_string())?;
+    if &h[..4] == QUERY_MAGIC {
+        let d = Directory::of(cfg.cluster_id, members).encode();
+        stream
+            .write_all(&(d.len() as u32).to_le_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.write_all(&d).await.map_err(|e| e.to_string())?;
+        tracing::info!(%remote, "answered a cluster directory query");
+        return Ok(());
+    }
+    stream
+        .read_exact(&mut h[4..])
+        .await
+        .map_err(|e| e.to_string())?;
     let Hello {
         cluster_id: cluster,
         from,
@@ -425,4 +510,25 @@ mod tests {
         bad[4] = VERSION + 1;
         assert_eq!(Hello::decode(&bad), Err(HelloError::Version(VERSION + 1)));
     }
+}
+
+/// Ask the member at `addr` (`host:port` of its peer URL) for its cluster directory — what a
+/// member joining an existing cluster does first.
+pub async fn query_directory(addr: &str, timeout: Duration) -> Result<Directory, String> {
+    let ask = async {
+        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        s.write_all(QUERY_MAGIC).await.map_err(|e| e.to_string())?;
+        let mut n = [0u8; 4];
+        s.read_exact(&mut n).await.map_err(|e| e.to_string())?;
+        let n = u32::from_le_bytes(n) as usize;
+        if n > 1 << 20 {
+            return Err(format!("a directory of {n} bytes is over the limit"));
+        }
+        let mut b = vec![0u8; n];
+        s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
+        Directory::decode(&b)
+    };
+    tokio::time::timeout(timeout, ask)
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
 }

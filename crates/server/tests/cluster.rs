@@ -72,11 +72,16 @@ fn config(dir: &Path, id: u64, addrs: &[std::net::SocketAddr]) -> NodeConfig {
     }
 }
 
+/// Every node of `addrs` votes.
+fn voters(addrs: &[std::net::SocketAddr]) -> raft::Configuration {
+    raft::Configuration::new((1..=addrs.len() as u64).map(NodeId))
+}
+
 async fn start_all(dir: &Path, addrs: &[std::net::SocketAddr]) -> Vec<Option<Node<Log>>> {
     let mut nodes = Vec::new();
     for id in 1..=addrs.len() as u64 {
         nodes.push(Some(
-            Node::start(config(dir, id, addrs), Log::default())
+            Node::start(config(dir, id, addrs), Log::default(), voters(addrs), None)
                 .await
                 .unwrap(),
         ));

@@ -27,6 +27,7 @@ pub mod syncer;
 
 pub use codec::Identity;
 pub use disk::{DiskOptions, DiskStore, RecoveryReport};
+pub use recovery::read_identity;
 pub use fault_fs::{FaultFs, Restart};
 pub use fs::{Fs, FsFile, StdFs};
 pub use log_store::{LogStore, StorageError, SyncState};

@@ -179,6 +179,18 @@ fn remove_tmp_files<F: Fs>(
     Ok(())
 }
 
+/// The identity stored in data directory `dir`, if it holds one (a member that ran before).
+pub fn read_identity(fs: &impl Fs, dir: &Path) -> Result<Option<Identity>, StorageError> {
+    let path = dir.join(IDENTITY_FILE);
+    match fs.read(&path) {
+        Ok(bytes) => codec::decode_identity(&bytes)
+            .map(Some)
+            .map_err(|e| decode_failure(&path, 0, e)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path.display(), e)),
+    }
+}
+
 fn check_identity<F: Fs>(
     fs: &F,
     dir: &Path,
