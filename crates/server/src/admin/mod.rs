@@ -36,6 +36,25 @@
 //! | `down` | `error`: the aggregating member cannot reach `node`'s stream (one per outage) |
 //! | `lagged` | `missed`: this stream's reader fell behind and `missed` events were dropped |
 //!
+//! **Simulator traces** (`raftkv sim --trace`, recorded by the `sim` crate's `trace` module)
+//! use the same types with `t` in virtual ms since the simulated cluster started, `admin_url`
+//! `null`, ids `"1"`, `"2"`, … and names `n1`, `n2`, …; `msg` for every message sent (not
+//! sampled), `status` and `log` coalesced to ≤ 1 per node per 50 virtual ms, `timer` (the
+//! core's own counters) every 100 virtual ms. They add what only a simulation has; a live
+//! stream never carries these, and a page that does not know a type ignores it:
+//!
+//! | `type` | fields (besides `type`, `t`) |
+//! |---|---|
+//! | `drop` | `node` = `from`, `to`, `kind`, `term`, `reason`: the message was lost — `loss` (the fault model's random loss), `cut` (a partition, a disconnected member or a cut one-way link, when sent or when due), `down` (the receiver was down, or a side crashed while it was in flight) |
+//! | `crash` | `node`, `power_cut` (the power went out in the middle of the node's writes): the node stopped, keeping what it synced; nothing more about it until `restart` |
+//! | `restart` | `node`: restarted from its disk (its `role`, `status` and `log` follow) |
+//! | `partition` | `groups`: lists of ids; members talk only within their group, members in none are isolated |
+//! | `heal` | every member connected, every link up |
+//! | `link` | `node` = `from`, `to`, `up`: the one-way link `from → to` went down or up |
+//! | `connect` | `node`, `up`: the member was disconnected from (or reconnected to) everyone |
+//! | `net` | `drop_request`, `drop_response`, `duplicate` (probabilities), `delay_ms: [lo, hi]`, `long_reorder`: the network fault model now in force |
+//! | `end` | `ok`, `text` (the run's report, or its failure), `left_out` (events not recorded because the trace was full): the last event |
+//!
 //! Owns: the admin listener, its routes and their JSON, the page's bytes, the aggregation
 //! of other members' status and events. Must never: write to the node (every route is
 //! read-only), wait on a member without a deadline, or slow the node loop (it reads the
