@@ -78,7 +78,14 @@ pub fn member_id(id: u64) -> String {
 
 /// A table of members: ID (hex), NAME, PEER URLS, CLIENT URLS, LEADER (`*` on the leader).
 pub fn members_table(resp: &MemberListResponse, leader: Option<u64>) -> String {
-    let headers = ["ID", "NAME", "PEER URLS", "CLIENT URLS", "LEARNER", "LEADER"];
+    let headers = [
+        "ID",
+        "NAME",
+        "PEER URLS",
+        "CLIENT URLS",
+        "LEARNER",
+        "LEADER",
+    ];
     let rows = resp
         .members
         .iter()
@@ -493,12 +500,20 @@ mod tests {
                     client_ur_ls: vec!["http://127.0.0.1:22379".into()],
                     is_learner: false,
                 },
+                Member {
+                    id: 0xc3,
+                    name: String::new(),
+                    peer_ur_ls: vec!["http://127.0.0.1:32380".into()],
+                    client_ur_ls: vec![],
+                    is_learner: true,
+                },
             ],
         };
         let expected = "\
-ID  NAME    PEER URLS               CLIENT URLS             LEADER
-a1  n1      http://127.0.0.1:2380   http://127.0.0.1:2379
-b2  node-2  http://127.0.0.1:22380  http://127.0.0.1:22379  *
+ID  NAME    PEER URLS               CLIENT URLS             LEARNER  LEADER
+a1  n1      http://127.0.0.1:2380   http://127.0.0.1:2379   no
+b2  node-2  http://127.0.0.1:22380  http://127.0.0.1:22379  no       *
+c3          http://127.0.0.1:32380                          yes
 ";
         assert_eq!(members_table(&resp, Some(0xb2)), expected);
         assert_eq!(members_json(&resp)["members"][1]["ID"], json!(0xb2));

@@ -47,6 +47,8 @@ pub struct Members {
     /// The node's configuration; `None` until the node publishes one (then every known
     /// member is listed).
     conf: RwLock<Option<Configuration>>,
+    /// The leader the node knows (0: none), for the directory a member answers.
+    leader: std::sync::atomic::AtomicU64,
     /// Admin URL of each member that advertised one (this member's own is set at start).
     admin_urls: RwLock<BTreeMap<NodeId, String>>,
 }
@@ -90,6 +92,7 @@ impl Members {
         Members {
             by_id: RwLock::new(members.into_iter().map(|m| (m.id, m)).collect()),
             conf: RwLock::default(),
+            leader: Default::default(),
             admin_urls: RwLock::default(),
         }
     }
@@ -130,6 +133,17 @@ impl Members {
             Some(c) => c.is_member(id),
             None => self.get(id).is_some(),
         }
+    }
+
+    /// The leader this member knows (`NodeId::NONE` when none).
+    pub fn leader(&self) -> NodeId {
+        NodeId(self.leader.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Follow the node's view of the leader.
+    pub fn set_leader(&self, leader: Option<NodeId>) {
+        let id = leader.unwrap_or(NodeId::NONE).0;
+        self.leader.store(id, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Follow the node's configuration.
@@ -385,6 +399,9 @@ impl MemberRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Directory {
     pub cluster_id: u64,
+    /// Who answered, and the leader it knows (0: none).
+    pub from: NodeId,
+    pub leader: NodeId,
     /// `(member, is_learner)`.
     pub members: Vec<(Member, bool)>,
 }
@@ -394,9 +411,11 @@ const DIRECTORY_MEMBERS_MAX: usize = 1024;
 
 impl Directory {
     /// This member's view.
-    pub fn of(cluster_id: u64, members: &Members) -> Directory {
+    pub fn of(cluster_id: u64, from: NodeId, members: &Members) -> Directory {
         Directory {
             cluster_id,
+            from,
+            leader: members.leader(),
             members: members
                 .list()
                 .into_iter()
@@ -408,10 +427,17 @@ impl Directory {
         }
     }
 
-    /// `[cluster u64 LE][n: u16 LE]` then per member `[id u64 LE][learner u8][name]
+    /// Whether the answering member led when it answered.
+    pub fn from_leader(&self) -> bool {
+        self.from.is_some() && self.from == self.leader
+    }
+
+    /// `[cluster u64 LE][from u64 LE][leader u64 LE][n: u16 LE]` then per member `[id u64 LE][learner u8][name]
     /// [n u8][peer url]*[n u8][client url]*`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = self.cluster_id.to_le_bytes().to_vec();
+        out.extend_from_slice(&self.from.0.to_le_bytes());
+        out.extend_from_slice(&self.leader.0.to_le_bytes());
         let ms = &self.members[..self.members.len().min(DIRECTORY_MEMBERS_MAX)];
         out.extend_from_slice(&(ms.len() as u16).to_le_bytes());
         for (m, learner) in ms {
@@ -439,6 +465,8 @@ impl Directory {
             Ok(h.to_vec())
         };
         let cluster_id = u64::from_le_bytes(take(&mut b, 8)?.try_into().expect("8"));
+        let from = NodeId(u64::from_le_bytes(take(&mut b, 8)?.try_into().expect("8")));
+        let leader = NodeId(u64::from_le_bytes(take(&mut b, 8)?.try_into().expect("8")));
         let n = u16::from_le_bytes(take(&mut b, 2)?.try_into().expect("2")) as usize;
         if n > DIRECTORY_MEMBERS_MAX {
             return Err(format!("directory: {n} members over the limit"));
@@ -475,6 +503,8 @@ impl Directory {
         }
         Ok(Directory {
             cluster_id,
+            from,
+            leader,
             members,
         })
     }
@@ -518,7 +548,10 @@ mod tests {
         for cut in 0..enc.len() {
             assert!(MemberRecord::decode(&enc[..cut]).is_err(), "cut at {cut}");
         }
-        assert_eq!(parse_record_key(&record_key(NodeId(0xabc))), Some(NodeId(0xabc)));
+        assert_eq!(
+            parse_record_key(&record_key(NodeId(0xabc))),
+            Some(NodeId(0xabc))
+        );
         assert_eq!(parse_record_key(b"member/xyz"), None);
         let ms = Members::new([Member {
             id: NodeId(1),
@@ -528,7 +561,9 @@ mod tests {
         }]);
         ms.apply_record(NodeId(4), &r);
         ms.set_conf(Configuration::with_learners([NodeId(1)], [NodeId(4)]));
-        let d = Directory::of(77, &ms);
+        ms.set_leader(Some(NodeId(1)));
+        let d = Directory::of(77, NodeId(1), &ms);
+        assert!(d.from_leader());
         assert_eq!(d.members.len(), 2);
         assert!(d.members[1].1, "n4 is a learner");
         let enc = d.encode();
@@ -546,12 +581,23 @@ mod tests {
             peer_urls: vec![format!("http://127.0.0.1:{}", 2380 + i)],
             client_urls: vec![],
         }));
-        assert_eq!(ms.list().len(), 2, "no configuration yet: every known member");
-        ms.set_conf(Configuration::with_learners([NodeId(1), NodeId(2)], [NodeId(9)]));
+        assert_eq!(
+            ms.list().len(),
+            2,
+            "no configuration yet: every known member"
+        );
+        ms.set_conf(Configuration::with_learners(
+            [NodeId(1), NodeId(2)],
+            [NodeId(9)],
+        ));
         let l = ms.list();
         assert_eq!(l.len(), 3);
         assert_eq!(l[2].name, "", "an added member that has not started");
-        assert!(ms.peer_addrs(&Configuration::new([NodeId(1), NodeId(9)])).len() == 1);
+        assert!(
+            ms.peer_addrs(&Configuration::new([NodeId(1), NodeId(9)]))
+                .len()
+                == 1
+        );
         let mut meta = BTreeMap::new();
         let rec = MemberRecord {
             name: String::new(),
@@ -561,8 +607,14 @@ mod tests {
         meta.insert(Bytes::from_static(b"zzz"), Bytes::from_static(b"other"));
         ms.apply_records(&meta);
         let addrs = ms.peer_addrs(ms.conf.read().unwrap().as_ref().unwrap());
-        assert_eq!(addrs.get(&NodeId(9)).map(String::as_str), Some("127.0.0.1:2409"));
-        assert_eq!(ms.by_peer_url("http://127.0.0.1:2409/").map(|m| m.id), Some(NodeId(9)));
+        assert_eq!(
+            addrs.get(&NodeId(9)).map(String::as_str),
+            Some("127.0.0.1:2409")
+        );
+        assert_eq!(
+            ms.by_peer_url("http://127.0.0.1:2409/").map(|m| m.id),
+            Some(NodeId(9))
+        );
         ms.learn(
             NodeId(9),
             Attrs {
@@ -570,7 +622,11 @@ mod tests {
                 client_urls: vec!["http://127.0.0.1:2309".into()],
             },
         );
-        assert_eq!(ms.get(NodeId(9)).unwrap().name, "n9", "named when it starts");
+        assert_eq!(
+            ms.get(NodeId(9)).unwrap().name,
+            "n9",
+            "named when it starts"
+        );
         ms.set_conf(Configuration::new([NodeId(1)]));
         assert_eq!(ms.list().len(), 1, "removed members leave the list");
         assert!(!ms.is_member(NodeId(2)));

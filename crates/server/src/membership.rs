@@ -167,8 +167,10 @@ async fn forward(
     let mut c = ClusterClient::new(api.channel(url)?);
     fn req<T>(msg: T, deadline: Instant) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
-        r.metadata_mut()
-            .insert(FORWARDED_KEY, tonic::metadata::MetadataValue::from_static("1"));
+        r.metadata_mut().insert(
+            FORWARDED_KEY,
+            tonic::metadata::MetadataValue::from_static("1"),
+        );
         r.set_timeout(deadline.saturating_duration_since(Instant::now()));
         r
     }
@@ -248,7 +250,12 @@ async fn on_leader(api: &Api, op: MemberOp, deadline: Instant) -> Result<MemberO
                 ConfChange::AddVoter(id)
             };
             conf_change(api, change, deadline).await?;
-            tracing::info!(member = format_args!("{:x}", id.0), ?peer_urls, learner, "member added");
+            tracing::info!(
+                member = format_args!("{:x}", id.0),
+                ?peer_urls,
+                learner,
+                "member added"
+            );
             added = Some(pb::Member {
                 id: id.0,
                 name: String::new(),
@@ -271,7 +278,9 @@ async fn on_leader(api: &Api, op: MemberOp, deadline: Instant) -> Result<MemberO
             let api2 = api.clone();
             tokio::spawn(async move {
                 let _ = api2
-                    .propose_meta(&MetaCommand::Delete { key: record_key(id) })
+                    .propose_meta(&MetaCommand::Delete {
+                        key: record_key(id),
+                    })
                     .await;
             });
         }
@@ -417,10 +426,9 @@ async fn conf_change(api: &Api, change: ConfChange, deadline: Instant) -> Result
 
 fn conf_error(e: ConfChangeError) -> Status {
     match e {
-        ConfChangeError::AlreadyMember(id) => Status::failed_precondition(format!(
-            "etcdserver: member ID already exist ({:x})",
-            id.0
-        )),
+        ConfChangeError::AlreadyMember(id) => {
+            Status::failed_precondition(format!("etcdserver: member ID already exist ({:x})", id.0))
+        }
         ConfChangeError::NotMember(id) => not_found(id),
         ConfChangeError::NotLearner(_) => {
             Status::failed_precondition("etcdserver: can only promote a learner member")
@@ -449,10 +457,16 @@ pub struct Joined {
 }
 
 impl Joined {
-    /// The configuration to bootstrap the data directory with.
+    /// The configuration to bootstrap the data directory with: the other members (this one
+    /// becomes a member when the entry that added it applies, which is also what tells the
+    /// node it may later be removed).
     pub fn bootstrap(&self) -> Configuration {
-        let (learners, voters): (Vec<_>, Vec<_>) =
-            self.directory.members.iter().partition(|(_, l)| *l);
+        let (learners, voters): (Vec<_>, Vec<_>) = self
+            .directory
+            .members
+            .iter()
+            .filter(|(m, _)| m.id != self.id)
+            .partition(|(_, l)| *l);
         Configuration::with_learners(
             voters.into_iter().map(|(m, _)| m.id),
             learners.into_iter().map(|(m, _)| m.id),
@@ -517,7 +531,9 @@ impl Joined {
         f.write_all(&self.encode()).map_err(err)?;
         f.sync_all().map_err(err)?;
         std::fs::rename(&tmp, data_dir.join(JOIN_FILE)).map_err(err)?;
-        std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(err)
+        std::fs::File::open(data_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)
     }
 }
 
@@ -563,6 +579,66 @@ fn found(name: &str, my_url: &str, directory: Directory) -> Result<Joined, Strin
     })
 }
 
+/// How long a member goes without a leader before it asks whether it was removed.
+const ORPHAN_CHECK_AFTER: Duration = Duration::from_secs(2);
+
+/// Follow the node's status for the directory it answers (the leader it knows), and find
+/// out when this member was removed without learning it from its log: the leader stops
+/// replicating to a member once the change that removes it is appended, so a removed
+/// follower may never receive it. A member that knows no leader for
+/// [`ORPHAN_CHECK_AFTER`] asks the others for their directory; when a member that leads
+/// answers and does not list this one, it was removed: `removed` is set and `stop`
+/// cancelled. Ends when `stop` is cancelled.
+pub async fn watch(
+    api: Api,
+    stop: tokio_util::sync::CancellationToken,
+    removed: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let me = api.member_id();
+    let mut w = api.handle().watch_status();
+    let mut orphan_since: Option<Instant> = None;
+    loop {
+        let st = *w.borrow_and_update();
+        api.members().set_leader(st.leader);
+        if st.leader.is_some() {
+            orphan_since = None;
+        } else {
+            let since = *orphan_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= ORPHAN_CHECK_AFTER && removed_per_leader(&api, me).await {
+                tracing::warn!("the leader no longer lists this member: it was removed; stopping");
+                removed.store(true, std::sync::atomic::Ordering::SeqCst);
+                stop.cancel();
+                return;
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = w.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(ORPHAN_CHECK_AFTER) => {}
+        }
+    }
+}
+
+/// Whether some member that leads answers a directory without this member.
+async fn removed_per_leader(api: &Api, me: NodeId) -> bool {
+    let peers: Vec<String> = api
+        .members()
+        .list()
+        .into_iter()
+        .filter(|m| m.id != me)
+        .filter_map(|m| Some(host_port(m.peer_urls.first()?).ok()?.to_string()))
+        .collect();
+    for addr in peers {
+        match crate::transport::query_directory(&addr, Duration::from_secs(1)).await {
+            Ok(d) if d.from_leader() && d.cluster_id == api.cluster_id() => {
+                return !d.members.iter().any(|(m, _)| m.id == me);
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,6 +646,8 @@ mod tests {
     fn dir() -> Directory {
         Directory {
             cluster_id: 0xc1,
+            from: NodeId(1),
+            leader: NodeId(1),
             members: vec![
                 (
                     Member {
@@ -597,10 +675,7 @@ mod tests {
     fn a_joining_member_finds_itself_by_peer_url_only() {
         let j = found("n4", "http://127.0.0.1:2480/", dir()).unwrap();
         assert_eq!(j.id, NodeId(4));
-        assert_eq!(
-            j.bootstrap(),
-            Configuration::with_learners([NodeId(1)], [NodeId(4)])
-        );
+        assert_eq!(j.bootstrap(), Configuration::new([NodeId(1)]), "not itself");
         let e = found("n4", "http://127.0.0.1:9999", dir()).unwrap_err();
         assert!(e.contains("add it first"), "{e}");
         let e = found("n9", "http://127.0.0.1:2380", dir()).unwrap_err();

@@ -362,7 +362,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
         let (req_tx, req_rx) = mpsc::channel(cfg.request_queue_max);
         let (status_tx, status_rx) = watch::channel(status_of(&replica));
         let driver = Driver {
-            was_member: replica.raft().configuration().is_member(cfg.id),
+            member_since: None,
             conf: Configuration::default(),
             directory,
             removed_at: None,
@@ -448,8 +448,9 @@ struct Driver<M: StateMachine + 'static> {
     /// The configuration at the end of the previous turn.
     conf: Configuration,
     directory: Option<Box<dyn PeerDirectory<M>>>,
-    /// Whether an applied configuration ever included this node.
-    was_member: bool,
+    /// Index of the configuration entry (0: bootstrap or snapshot) from which on the
+    /// applied configuration included this node; `None` before it ever did.
+    member_since: Option<raft::LogIndex>,
     /// When this node saw its own removal apply (it stops a little later, so that its last
     /// messages — the commit, a TimeoutNow to its successor — go out).
     removed_at: Option<tokio::time::Instant>,
@@ -543,11 +544,18 @@ impl<M: StateMachine + 'static> Driver<M> {
         }
         self.sender.prune();
         let me = raft.id();
-        let settled = raft.pending_conf_index() <= self.replica.applied_index();
-        if settled && self.conf.is_member(me) {
-            self.was_member = true;
+        let at = raft.pending_conf_index();
+        let settled = at <= self.replica.applied_index();
+        if settled && self.conf.is_member(me) && self.member_since.is_none() {
+            self.member_since = Some(at);
         }
-        if settled && self.was_member && !self.conf.is_member(me) && self.removed_at.is_none() {
+        // Removed: a configuration *entry* after the one that made this node a member
+        // leaves it out (a snapshot's older configuration installed while catching up does
+        // not count).
+        let removed = settled
+            && !self.conf.is_member(me)
+            && self.member_since.is_some_and(|since| at > since);
+        if removed && self.removed_at.is_none() {
             tracing::warn!("this member's removal from the cluster applied; stopping");
             self.removed_at = Some(tokio::time::Instant::now());
         }

@@ -9,7 +9,6 @@
 use crate::api::{Api, ApiLimits};
 use crate::members::{cluster_id, member_id, Attrs, Member, Members};
 use crate::membership::{Joined, MemberSync};
-use raft::Configuration;
 use crate::runtime::{Node, NodeConfig, NodeError};
 use crate::services::Services;
 use kv::{KvConfig, KvStateMachine};
@@ -18,6 +17,7 @@ use proto::etcdserverpb::kv_server::KvServer;
 use proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use proto::peer::peer_server::PeerServer;
 use proto::raftkv_v1::raft_kv_server::RaftKvServer;
+use raft::Configuration;
 use raft::NodeId;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -245,6 +245,8 @@ pub struct Server {
     cancel: CancellationToken,
     grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     admin: Option<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    /// Set when this member learned from the leader that it was removed.
+    removed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Server {
@@ -282,8 +284,7 @@ impl Server {
                     .join(",")
             )));
         };
-        let (me, cluster, mut members, bootstrap) =
-            identity(&cfg, members, &my_peer_url).await?;
+        let (me, cluster, mut members, bootstrap) = identity(&cfg, members, &my_peer_url).await?;
         let listen_peer = match cfg.listen_peer {
             Some(a) => a,
             None => {
@@ -379,6 +380,12 @@ impl Server {
             Some(client_addr.ip()).filter(|ip| !ip.is_unspecified()),
         );
         let cancel = node.stopped();
+        let removed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        tokio::spawn(crate::membership::watch(
+            api.clone(),
+            cancel.clone(),
+            removed.clone(),
+        ));
         let grpc = tokio::spawn(serve_grpc(
             client_listener,
             Services::new(api.clone()),
@@ -413,6 +420,7 @@ impl Server {
             cancel,
             grpc,
             admin,
+            removed,
         })
     }
 
@@ -460,7 +468,11 @@ impl Server {
                 abort.abort();
             }
         }
-        Ok(self.node.stop().await?)
+        let r = self.node.stop().await;
+        if self.removed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ServerError::Node(NodeError::Removed));
+        }
+        Ok(r?)
     }
 }
 

@@ -98,7 +98,9 @@ impl Services {
 /// A member id of a request (0 is never one).
 fn member_id_of(id: u64) -> Result<NodeId, Status> {
     if id == 0 {
-        return Err(Status::invalid_argument("etcdserver: member ID 0 is invalid"));
+        return Err(Status::invalid_argument(
+            "etcdserver: member ID 0 is invalid",
+        ));
     }
     Ok(NodeId(id))
 }

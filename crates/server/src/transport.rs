@@ -397,7 +397,7 @@ async fn serve_conn(
         .await
         .map_err(|e| e.to_string())?;
     if &h[..4] == QUERY_MAGIC {
-        let d = Directory::of(cfg.cluster_id, members).encode();
+        let d = Directory::of(cfg.cluster_id, cfg.id, members).encode();
         stream
             .write_all(&(d.len() as u32).to_le_bytes())
             .await
@@ -487,6 +487,27 @@ async fn serve_conn(
     }
 }
 
+/// Ask the member at `addr` (`host:port` of its peer URL) for its cluster directory — what a
+/// member joining an existing cluster does first.
+pub async fn query_directory(addr: &str, timeout: Duration) -> Result<Directory, String> {
+    let ask = async {
+        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        s.write_all(QUERY_MAGIC).await.map_err(|e| e.to_string())?;
+        let mut n = [0u8; 4];
+        s.read_exact(&mut n).await.map_err(|e| e.to_string())?;
+        let n = u32::from_le_bytes(n) as usize;
+        if n > 1 << 20 {
+            return Err(format!("a directory of {n} bytes is over the limit"));
+        }
+        let mut b = vec![0u8; n];
+        s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
+        Directory::decode(&b)
+    };
+    tokio::time::timeout(timeout, ask)
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,25 +531,4 @@ mod tests {
         bad[4] = VERSION + 1;
         assert_eq!(Hello::decode(&bad), Err(HelloError::Version(VERSION + 1)));
     }
-}
-
-/// Ask the member at `addr` (`host:port` of its peer URL) for its cluster directory — what a
-/// member joining an existing cluster does first.
-pub async fn query_directory(addr: &str, timeout: Duration) -> Result<Directory, String> {
-    let ask = async {
-        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        s.write_all(QUERY_MAGIC).await.map_err(|e| e.to_string())?;
-        let mut n = [0u8; 4];
-        s.read_exact(&mut n).await.map_err(|e| e.to_string())?;
-        let n = u32::from_le_bytes(n) as usize;
-        if n > 1 << 20 {
-            return Err(format!("a directory of {n} bytes is over the limit"));
-        }
-        let mut b = vec![0u8; n];
-        s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
-        Directory::decode(&b)
-    };
-    tokio::time::timeout(timeout, ask)
-        .await
-        .map_err(|_| format!("no answer within {timeout:?}"))?
 }
