@@ -20,9 +20,8 @@ use proto::etcdserverpb::{
     DeleteRangeRequest, DeleteRangeResponse, MemberAddRequest, MemberAddResponse,
     MemberListRequest, MemberListResponse, MemberPromoteRequest, MemberPromoteResponse,
     MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
-    MoveLeaderRequest, PutRequest,
-    PutResponse, RangeRequest, RangeResponse, StatusRequest, StatusResponse, TxnRequest,
-    TxnResponse,
+    MoveLeaderRequest, PutRequest, PutResponse, RangeRequest, RangeResponse, StatusRequest,
+    StatusResponse, TxnRequest, TxnResponse,
 };
 use proto::raftkv_v1::raft_kv_client::RaftKvClient;
 use proto::raftkv_v1::{
@@ -217,7 +216,11 @@ impl Client {
                 peer_ur_ls: peer_urls.clone(),
                 is_learner: learner,
             };
-            async move { ClusterClient::new(channel).member_add(timed(msg, budget)).await }
+            async move {
+                ClusterClient::new(channel)
+                    .member_add(timed(msg, budget))
+                    .await
+            }
         })
         .await
     }
@@ -253,7 +256,11 @@ impl Client {
                 id,
                 peer_ur_ls: peer_urls.clone(),
             };
-            async move { ClusterClient::new(channel).member_update(timed(msg, budget)).await }
+            async move {
+                ClusterClient::new(channel)
+                    .member_update(timed(msg, budget))
+                    .await
+            }
         })
         .await
     }

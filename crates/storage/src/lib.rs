@@ -27,9 +27,9 @@ pub mod syncer;
 
 pub use codec::Identity;
 pub use disk::{DiskOptions, DiskStore, RecoveryReport};
-pub use recovery::read_identity;
 pub use fault_fs::{FaultFs, Restart};
 pub use fs::{Fs, FsFile, StdFs};
 pub use log_store::{LogStore, StorageError, SyncState};
 pub use mem::MemStore;
+pub use recovery::read_identity;
 pub use syncer::{SyncDone, SyncListener, SyncTicket};
