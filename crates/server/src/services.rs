@@ -79,6 +79,9 @@ impl Services {
         s: Option<ext::Session>,
     ) -> Result<pb::TxnResponse, Status> {
         let req = convert::txn_request(r)?;
+        // Refused before it is proposed: a txn nested deeper than the log entry decoder
+        // takes would otherwise come back as an undecodable entry (INTERNAL).
+        kv::txn::validate(&req).map_err(convert::kv_error)?;
         match self.write(Request::Txn(req), s).await? {
             Response::Txn(r) => Ok(self.api.header().txn(r)),
             other => Err(mismatch("txn", &other)),

@@ -188,6 +188,19 @@ async fn etcd_api_on_three_members() {
         Some(pb::response_op::Response::ResponseRange(r)) => assert_eq!(r.kvs[0].value, b"swapped"),
         other => panic!("unexpected {other:?}"),
     }
+    // A txn nested deeper than raftkv's bound is refused as a bad request, not proposed.
+    let mut deep = pb::TxnRequest::default();
+    for _ in 0..kv::TXN_DEPTH_MAX {
+        deep = pb::TxnRequest {
+            success: vec![pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestTxn(deep)),
+            }],
+            ..Default::default()
+        };
+    }
+    let e = kv1.txn(deep).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("nested deeper"), "{e:?}");
 
     // Exactly-once: a retried session write gets the same reply and is not applied again.
     let mut ext1 = RaftKvClient::new(channel(p.client[f1]).await);
