@@ -540,6 +540,7 @@ impl<M: StateMachine + 'static> Driver<M> {
         if let Some(dir) = self.directory.as_mut() {
             if let Some(peers) = dir.refresh(self.replica.state_machine(), &self.conf, changed) {
                 self.sender.set_peers(&peers);
+                self.tap.telemetry().set_peers(peers.keys().copied());
             }
         }
         self.sender.prune();

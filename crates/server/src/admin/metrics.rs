@@ -188,23 +188,24 @@ pub fn render(a: &Admin) -> String {
 
 fn peers(o: &mut Out, a: &Admin, leader: bool, last_index: u64) {
     let tel = a.telemetry();
-    let labels: Vec<String> = tel
-        .peers
+    let tracked = tel.peers();
+    let labels: Vec<String> = tracked
         .iter()
-        .map(|p| {
+        .map(|(id, _)| {
             format!(
                 "peer=\"{}\",peer_name=\"{}\"",
-                hex(p.id),
-                esc(&a.name_of(p.id))
+                hex(*id),
+                esc(&a.name_of(*id))
             )
         })
         .collect();
+    let peers: Vec<&super::telemetry::PeerTelemetry> = tracked.iter().map(|(_, p)| *p).collect();
     o.family(
         "raftkv_peer_sent_total",
         "counter",
         "Messages handed to the transport for the peer, by type.",
     );
-    for (p, l) in tel.peers.iter().zip(&labels) {
+    for (p, l) in peers.iter().zip(&labels) {
         for (i, k) in MsgKind::ALL.iter().enumerate() {
             let v = p.sent[i].load(Relaxed);
             o.sample(
@@ -219,7 +220,7 @@ fn peers(o: &mut Out, a: &Admin, leader: bool, last_index: u64) {
         "counter",
         "Messages received from the peer.",
     );
-    for (p, l) in tel.peers.iter().zip(&labels) {
+    for (p, l) in peers.iter().zip(&labels) {
         o.sample("raftkv_peer_received_total", l, p.received.load(Relaxed));
     }
     o.family(
@@ -228,7 +229,7 @@ fn peers(o: &mut Out, a: &Admin, leader: bool, last_index: u64) {
         "Seconds since the last message from the peer.",
     );
     let tick_s = tel.timing.tick.as_secs_f64();
-    for (p, l) in tel.peers.iter().zip(&labels) {
+    for (p, l) in peers.iter().zip(&labels) {
         if let Some(t) = tel.ticks_since(p.heard_tick.load(Relaxed)) {
             o.sample("raftkv_peer_last_heard_seconds", l, t as f64 * tick_s);
         }
@@ -260,7 +261,7 @@ fn peers(o: &mut Out, a: &Admin, leader: bool, last_index: u64) {
     ];
     for (name, help, f) in leader_families {
         o.family(name, "gauge", help);
-        for (p, l) in tel.peers.iter().zip(&labels) {
+        for (p, l) in peers.iter().zip(&labels) {
             o.sample(name, l, f(p, last_index));
         }
     }

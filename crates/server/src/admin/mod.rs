@@ -219,14 +219,14 @@ impl Admin {
         let tick_ms = t.tick.as_millis() as u64;
         let is_leader = st.role == Role::Leader;
         let peers: Vec<Value> = tel
-            .peers
-            .iter()
-            .map(|p| {
+            .peers()
+            .into_iter()
+            .map(|(id, p)| {
                 let matched = p.match_index.load(Relaxed);
                 let sent = p.sent_index.load(Relaxed);
                 json!({
-                    "id": hex(p.id),
-                    "name": self.name_of(p.id),
+                    "id": hex(id),
+                    "name": self.name_of(id),
                     "match_index": is_leader.then_some(matched),
                     "sent_index": is_leader.then_some(sent),
                     "lag_entries": is_leader.then(|| st.last_index.saturating_sub(matched)),

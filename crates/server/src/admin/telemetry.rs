@@ -141,7 +141,8 @@ pub enum Event {
 /// Per-peer counters and the leader's view of the peer's log.
 #[derive(Debug)]
 pub struct PeerTelemetry {
-    pub id: NodeId,
+    /// The peer this slot is for (0: a free slot, see [`Telemetry::set_peers`]).
+    id: AtomicU64,
     /// Messages handed to the transport, by [`MsgKind::ALL`] position.
     pub sent: [AtomicU64; 12],
     pub received: AtomicU64,
@@ -152,6 +153,9 @@ pub struct PeerTelemetry {
     /// Tick count when a message from the peer last arrived (0: never).
     pub heard_tick: AtomicU64,
 }
+
+/// Peer slots beyond the initial members, for members added at run time.
+pub const SPARE_PEER_SLOTS: usize = 16;
 
 /// Why a proposal failed, for `raftkv_proposals_failed_total{reason}`. `reason as usize`
 /// is its position in [`FailReason::ALL`] (and in [`Telemetry::proposals_failed`]).
@@ -211,7 +215,8 @@ pub struct Telemetry {
     pub apply_latency: Histogram,
     /// One `fdatasync` of a WAL segment or snapshot file.
     pub fsync: Histogram,
-    pub peers: Vec<PeerTelemetry>,
+    /// One slot per peer, with spare slots for members added at run time.
+    peers: Vec<PeerTelemetry>,
     /// Events that the rate limit left out while someone subscribed.
     pub events_sampled_out: AtomicU64,
     events: broadcast::Sender<Event>,
@@ -269,9 +274,11 @@ impl Telemetry {
             apply_latency: Histogram::new(LATENCY_BUCKETS_S),
             fsync: Histogram::new(LATENCY_BUCKETS_S),
             peers: ids
-                .into_iter()
+                .iter()
+                .map(|id| id.0)
+                .chain(std::iter::repeat_n(0, SPARE_PEER_SLOTS))
                 .map(|id| PeerTelemetry {
-                    id,
+                    id: AtomicU64::new(id),
                     sent: Default::default(),
                     received: AtomicU64::new(0),
                     match_index: AtomicU64::new(0),
@@ -300,7 +307,52 @@ impl Telemetry {
     }
 
     pub fn peer(&self, id: NodeId) -> Option<&PeerTelemetry> {
-        self.peers.iter().find(|p| p.id == id)
+        self.peers.iter().find(|p| p.id.load(Relaxed) == id.0)
+    }
+
+    /// Every tracked peer, in slot order.
+    pub fn peers(&self) -> Vec<(NodeId, &PeerTelemetry)> {
+        self.peers
+            .iter()
+            .filter_map(|p| match p.id.load(Relaxed) {
+                0 => None,
+                id => Some((NodeId(id), p)),
+            })
+            .collect()
+    }
+
+    /// Track exactly `peers` (membership changed): a peer that left frees its slot, a new
+    /// one takes a free slot with zeroed counters (beyond [`SPARE_PEER_SLOTS`] spare slots a
+    /// new peer goes untracked). Called by the node loop only, so slots never race.
+    pub fn set_peers(&self, peers: impl IntoIterator<Item = NodeId>) {
+        let want: std::collections::BTreeSet<u64> = peers
+            .into_iter()
+            .map(|p| p.0)
+            .filter(|&p| p != self.id.0 && p != 0)
+            .collect();
+        for p in &self.peers {
+            let id = p.id.load(Relaxed);
+            if id != 0 && !want.contains(&id) {
+                p.id.store(0, Relaxed);
+            }
+        }
+        for &id in &want {
+            if self.peer(NodeId(id)).is_some() {
+                continue;
+            }
+            let Some(free) = self.peers.iter().find(|p| p.id.load(Relaxed) == 0) else {
+                return;
+            };
+            for c in free.sent.iter().chain([
+                &free.received,
+                &free.match_index,
+                &free.sent_index,
+                &free.heard_tick,
+            ]) {
+                c.store(0, Relaxed);
+            }
+            free.id.store(id, Relaxed);
+        }
     }
 
     /// How long ago, by ticks, tick count `at` was (None for 0: never).
@@ -607,6 +659,26 @@ mod tests {
                 heartbeat_ticks: 5,
             },
         ))
+    }
+
+    #[test]
+    fn peers_added_at_run_time_get_fresh_slots_and_leavers_free_theirs() {
+        let t = tel();
+        let ids = |t: &Telemetry| t.peers().iter().map(|(id, _)| id.0).collect::<Vec<_>>();
+        assert_eq!(ids(&t), [2, 3]);
+        t.peer(NodeId(3)).unwrap().received.store(7, Relaxed);
+        t.set_peers([NodeId(1), NodeId(2), NodeId(4)]);
+        let mut got = ids(&t);
+        got.sort();
+        assert_eq!(got, [2, 4], "3 left, 4 joined, never this node itself");
+        assert_eq!(t.peer(NodeId(4)).unwrap().received.load(Relaxed), 0);
+        assert!(t.peer(NodeId(3)).is_none());
+        t.set_peers((2..100).map(NodeId));
+        assert_eq!(
+            t.peers().len(),
+            2 + SPARE_PEER_SLOTS,
+            "bounded by the slots"
+        );
     }
 
     fn status(role: Role, term: u64, leader: Option<u64>) -> NodeStatus {
