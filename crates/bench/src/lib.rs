@@ -11,12 +11,20 @@
 //! [`wal`] benchmarks the durable write-ahead log on the real disk (binary `wal_bench`):
 //! group-commit throughput next to a raw `write`+`fdatasync` loop, and recovery time and
 //! peak RSS of a large log.
+//!
+//! [`procs`] starts real `raftkv serve` children on loopback for the process benchmarks:
+//! [`failover`] (binary `failover`: SIGKILL the leader, time the new election and the first
+//! acknowledged write) and [`restart`] (binary `restart`: start a member whose WAL holds 1M
+//! entries, time it until it serves).
 
 pub mod alloc;
 pub mod driver;
+pub mod failover;
 pub mod memlog;
 pub mod ours;
+pub mod procs;
 pub mod raftrs;
 pub mod report;
+pub mod restart;
 pub mod wal;
 pub mod workload;
