@@ -7,6 +7,12 @@
 //! Must never: mutate a node, or forget anything for the whole run (a violation may involve
 //! a node that crashed long ago).
 //!
+//! Membership (dissertation §4.1): every configuration entry that enters the applied sequence
+//! differs from the previous committed configuration (the genesis membership before the
+//! first) by at most one member's status (absent, learner, voter), so at most one voter; no
+//! leader's log ever holds two configuration entries beyond the committed prefix; and a node
+//! leads only terms in which it was elected as a voter of its configuration.
+//!
 //! A node restored from a digest snapshot ([`crate::app::Recording::Digest`]) no longer knows
 //! the entries the snapshot covers, only their hash chain: the checker compares that chain
 //! with the global applied sequence's at the snapshot index (or, if no node was seen applying
@@ -16,7 +22,7 @@
 use crate::app::{chain_next, SimStateMachine};
 use crate::disk::{entry_hash, SimStore};
 use crate::machine::NodeMachine;
-use raft::{EntryId, LogIndex, NodeId, Term};
+use raft::{Configuration, EntryId, EntryKind, LogIndex, NodeId, Term};
 use replica::Replica;
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,6 +40,10 @@ struct NodeCursor {
     base_unverified: bool,
     commit_seen: LogIndex,
     leader_term_seen: Option<Term>,
+    /// While leading: the log index scanned for configuration entries so far this term,
+    /// and the configuration entries found beyond the committed prefix.
+    leader_scanned: LogIndex,
+    leader_pending_confs: Vec<LogIndex>,
 }
 
 /// Global registries plus per-node cursors.
@@ -52,20 +62,46 @@ pub struct Checker {
     /// in which the entry was committed (a node learns of a commit in its leader's term, or
     /// later), which is what Leader Completeness is about.
     committed: Vec<(Term, Term)>,
+    /// Every configuration of the applied sequence with the index of its entry, oldest
+    /// first; the genesis membership at index 0.
+    confs: Vec<(LogIndex, Configuration)>,
     nodes: Vec<NodeCursor>,
 }
 
 impl Checker {
-    pub fn new(nodes: usize) -> Self {
+    /// `nodes` nodes bootstrapped with the `genesis` membership.
+    pub fn new(nodes: usize, genesis: Configuration) -> Self {
         Checker {
             nodes: vec![NodeCursor::default(); nodes],
+            confs: vec![(LogIndex(0), genesis)],
             ..Default::default()
         }
+    }
+
+    /// One more node (the next id), started empty.
+    pub fn add_node(&mut self) {
+        self.nodes.push(NodeCursor::default());
+    }
+
+    /// The configuration of the last configuration entry in the applied sequence (the
+    /// genesis membership before the first).
+    pub fn committed_configuration(&self) -> &Configuration {
+        &self.confs.last().expect("the genesis membership").1
+    }
+
+    /// Every committed configuration so far, with the index of its entry (0: genesis).
+    pub fn committed_configurations(&self) -> &[(LogIndex, Configuration)] {
+        &self.confs
     }
 
     /// Number of terms that had a leader so far.
     pub fn elections(&self) -> usize {
         self.leaders.len()
+    }
+
+    /// The newest term that had a leader so far.
+    pub fn latest_leader_term(&self) -> Option<Term> {
+        self.leaders.keys().next_back().copied()
     }
 
     /// Length of the committed prefix known so far.
@@ -87,6 +123,8 @@ impl Checker {
         c.restores_seen = 0;
         c.base_unverified = false;
         c.leader_term_seen = None;
+        c.leader_scanned = LogIndex(0);
+        c.leader_pending_confs.clear();
     }
 
     /// Check node `n` after an event that touched it.
@@ -167,10 +205,37 @@ impl Checker {
                 self.chain
                     .push(chain_next(prev, r.id.term, r.kind, &r.data));
                 self.applied.push(got);
+                if r.kind == EntryKind::Config {
+                    self.committed_conf(r.id, &r.data)?;
+                }
             }
         }
         self.nodes[n].records_seen = records.len();
         self.applied_matches(n, node, sm)
+    }
+
+    /// Single-server changes (§4.1): the configuration committed at `id` changes the status
+    /// of at most one member relative to the previous committed one.
+    fn committed_conf(&mut self, id: EntryId, data: &[u8]) -> Result<(), String> {
+        let next = Configuration::decode(data)
+            .map_err(|e| format!("membership: the configuration committed at {id:?}: {e}"))?;
+        let (prev_index, prev) = self.confs.last().expect("the genesis membership");
+        let status = |c: &Configuration, m: NodeId| (c.contains(m), c.is_learner(m));
+        let changed: Vec<NodeId> = prev
+            .members()
+            .chain(next.members())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter(|&m| status(prev, m) != status(&next, m))
+            .collect();
+        if changed.len() > 1 || next.voters.is_empty() {
+            return Err(format!(
+                "membership: the configuration committed at {id:?} ({next:?}) changes {changed:?} \
+                 relative to the one committed at {prev_index:?} ({prev:?}); one server at a time"
+            ));
+        }
+        self.confs.push((id.index, next));
+        Ok(())
     }
 
     /// Compare a restored digest with the global chain at its index; `Ok(false)` while the
@@ -289,9 +354,17 @@ impl Checker {
             ));
         }
         if self.nodes[n].leader_term_seen == Some(term) {
-            return Ok(());
+            return self.one_pending_change(n, node);
         }
         self.nodes[n].leader_term_seen = Some(term);
+        self.nodes[n].leader_scanned = LogIndex(0);
+        self.nodes[n].leader_pending_confs.clear();
+        if !raft.configuration().contains(id) {
+            return Err(format!(
+                "membership: {id:?} leads {term:?} but is no voter of its configuration {:?}",
+                raft.configuration()
+            ));
+        }
         let snap = raft.snapshot().map_or(LogIndex(0), |s| s.meta.last.index);
         for (k, &(t, committed_in)) in self.committed.iter().enumerate().skip(snap.0 as usize) {
             if committed_in >= term {
@@ -306,6 +379,37 @@ impl Checker {
                     raft.term_at(index)
                 ));
             }
+        }
+        self.one_pending_change(n, node)
+    }
+
+    /// At most one configuration entry of a leader's log lies beyond the committed prefix
+    /// (§4.1: a leader proposes a change only once the previous one committed). Scans only
+    /// the entries appended since the last look.
+    fn one_pending_change(&mut self, n: usize, node: &SimReplica) -> Result<(), String> {
+        let raft = node.raft();
+        let committed = LogIndex(self.committed.len() as u64);
+        let cur = &mut self.nodes[n];
+        let from = cur
+            .leader_scanned
+            .max(committed)
+            .next()
+            .max(raft.first_index());
+        for e in raft.entries_from(from) {
+            if e.kind == EntryKind::Config {
+                cur.leader_pending_confs.push(e.index);
+            }
+        }
+        cur.leader_scanned = cur.leader_scanned.max(raft.last_index());
+        cur.leader_pending_confs.retain(|&i| i > committed);
+        if cur.leader_pending_confs.len() > 1 {
+            return Err(format!(
+                "membership: leader {:?} of {:?} holds configuration entries {:?} beyond the \
+                 committed prefix {committed:?}; at most one may be uncommitted",
+                raft.id(),
+                raft.term(),
+                cur.leader_pending_confs
+            ));
         }
         Ok(())
     }

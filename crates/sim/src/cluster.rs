@@ -15,8 +15,8 @@ use crate::machine::NodeMachine;
 use crate::net::{is_request, NetStats, Topology};
 use bytes::Bytes;
 use raft::{
-    Configuration, EntryId, LogIndex, Message, MessageBody, NodeId, ProposeError, Raft, ReadError,
-    Term, TransferError,
+    ConfChange, ConfChangeError, Configuration, EntryId, LogIndex, Message, MessageBody, NodeId,
+    ProposeError, Raft, ReadError, Term, TransferError,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -46,6 +46,14 @@ pub struct Counters {
     pub proposals_failed: u64,
     pub reads_ready: u64,
     pub reads_failed: u64,
+    /// Membership changes asked for ([`Cluster::propose_conf_change`]) and accepted by a
+    /// leader (their completions count in `proposals_applied` / `proposals_failed`).
+    pub conf_changes: u64,
+    pub conf_changes_accepted: u64,
+    /// Nodes started empty after the cluster was built ([`Cluster::add_node`]).
+    pub nodes_added: u64,
+    /// Nodes whose process was stopped for good ([`Cluster::retire`]).
+    pub nodes_retired: u64,
 }
 
 enum EventKind {
@@ -95,6 +103,8 @@ struct Node {
     parked: Option<(SimStore, NodeMachine)>,
     /// Bumped at every crash; messages and timers of an older incarnation are dropped.
     incarnation: u32,
+    /// Stopped for good ([`Cluster::retire`]): never restarted.
+    retired: bool,
     ready_scheduled: bool,
     read_results: Vec<(u64, Option<LogIndex>)>,
     completions: Vec<Completion>,
@@ -110,10 +120,17 @@ const T_RESTART: u64 = 6;
 const T_READY: u64 = 7;
 const T_PROPOSE: u64 = 8;
 const T_TOPOLOGY: u64 = 9;
+const T_ADD_NODE: u64 = 10;
+const T_CONF_CHANGE: u64 = 11;
+const T_RETIRE: u64 = 12;
 
 /// A simulated cluster. See the crate docs for the model.
 pub struct Cluster {
     cfg: SimConfig,
+    /// The membership the cluster was bootstrapped with (nodes `1..=cfg.nodes`): every
+    /// node's identity records it, including nodes added later, as the configuration in
+    /// force before the first configuration entry of the log.
+    genesis: Configuration,
     now_ms: u64,
     seq: u64,
     rng: ChaCha8Rng,
@@ -149,7 +166,9 @@ impl Cluster {
         assert!(cfg.nodes >= 1, "a cluster needs at least one node");
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let n = cfg.nodes;
+        let genesis = Configuration::new((1..=n as u64).map(NodeId));
         let mut c = Cluster {
+            genesis: genesis.clone(),
             now_ms: 0,
             seq: 0,
             rng,
@@ -158,7 +177,7 @@ impl Cluster {
             topo: Topology::new(n),
             stats: NetStats::default(),
             counters: Counters::default(),
-            checker: Checker::new(n),
+            checker: Checker::new(n, genesis),
             trace: mix(0, cfg.seed),
             outbox: Vec::new(),
             next_token: 1,
@@ -166,28 +185,34 @@ impl Cluster {
             events_max: u64::MAX,
             cfg,
         };
-        let conf = Configuration::new((1..=n as u64).map(NodeId));
         for i in 0..n {
-            let identity = Identity {
-                cluster_id: SIM_CLUSTER_ID,
-                node_id: NodeId(i as u64 + 1),
-                bootstrap: conf.clone(),
-            };
-            let store = match SimStore::open(FaultFs::new(), identity, c.cfg.disk) {
-                Ok(s) => s,
-                Err(e) => c.fail(&format!("n{} cannot create its disk: {e}", i + 1)),
-            };
-            c.nodes.push(Node {
-                replica: None,
-                parked: Some((store, NodeMachine::for_config(c.cfg.kv))),
-                incarnation: 0,
-                ready_scheduled: false,
-                read_results: Vec::new(),
-                completions: Vec::new(),
-            });
+            let node = c.fresh_node(NodeId(i as u64 + 1));
+            c.nodes.push(node);
             c.start(i);
         }
         c
+    }
+
+    /// A node with an empty disk whose identity records the genesis membership.
+    fn fresh_node(&self, id: NodeId) -> Node {
+        let identity = Identity {
+            cluster_id: SIM_CLUSTER_ID,
+            node_id: id,
+            bootstrap: self.genesis.clone(),
+        };
+        let store = match SimStore::open(FaultFs::new(), identity, self.cfg.disk) {
+            Ok(s) => s,
+            Err(e) => self.fail(&format!("{id:?} cannot create its disk: {e}")),
+        };
+        Node {
+            replica: None,
+            parked: Some((store, NodeMachine::for_config(self.cfg.kv))),
+            incarnation: 0,
+            retired: false,
+            ready_scheduled: false,
+            read_results: Vec::new(),
+            completions: Vec::new(),
+        }
     }
 
     // ----- time -----
@@ -618,6 +643,11 @@ impl Cluster {
     /// Restart from durable state (snapshot + log + hard state); crashes it first if up.
     pub fn restart(&mut self, id: NodeId) {
         let n = self.index_of(id);
+        if self.nodes[n].retired {
+            self.fail(&format!(
+                "{id:?} was retired: its process never starts again"
+            ));
+        }
         if self.nodes[n].replica.is_some() {
             self.crash(id);
         }
@@ -737,6 +767,95 @@ impl Cluster {
             r.campaign();
             self.schedule_ready(n);
         }
+    }
+
+    // ----- membership -----
+
+    /// Start a new node `id` with an empty disk (the next id: `ids().len() + 1`). It is in
+    /// no configuration yet — its identity records the genesis membership, which does not
+    /// hold it — so it never campaigns; a leader brings it in with
+    /// [`ConfChange::AddLearner`] or [`ConfChange::AddVoter`] and it catches up by log or
+    /// snapshot. Its links are up in both directions with every node (whatever partition is
+    /// in force), and it is connected.
+    pub fn add_node(&mut self, id: NodeId) {
+        let n = self.nodes.len();
+        assert_eq!(
+            id.0 as usize,
+            n + 1,
+            "nodes are added with the next id ({})",
+            n + 1
+        );
+        let node = self.fresh_node(id);
+        self.nodes.push(node);
+        self.topo.add_node();
+        self.checker.add_node();
+        self.counters.nodes_added += 1;
+        self.trace_event(T_ADD_NODE, id.0);
+        self.start(n);
+    }
+
+    /// Stop node `id`'s process for good (after its removal committed, say): it crashes like
+    /// [`Cluster::crash`] — its disk stays for observation — and is never restarted.
+    pub fn retire(&mut self, id: NodeId) {
+        let n = self.index_of(id);
+        if self.nodes[n].retired {
+            return;
+        }
+        self.crash(id);
+        self.nodes[n].retired = true;
+        self.counters.nodes_retired += 1;
+        self.trace_event(T_RETIRE, id.0);
+    }
+
+    pub fn is_retired(&self, id: NodeId) -> bool {
+        self.nodes[self.index_of(id)].retired
+    }
+
+    /// Propose a membership change at node `id` (leader only; see
+    /// [`raft::Raft::propose_conf_change`]). The node handles its `Ready` as the next event
+    /// at the current time; the change's completion carries the returned token.
+    pub fn propose_conf_change(
+        &mut self,
+        id: NodeId,
+        change: ConfChange,
+    ) -> Result<(EntryId, u64), ConfChangeError> {
+        let n = self.index_of(id);
+        self.counters.conf_changes += 1;
+        let token = self.next_token;
+        self.next_token += 1;
+        let Some(r) = self.nodes[n].replica.as_mut() else {
+            return Err(ConfChangeError::NotLeader { leader_hint: None });
+        };
+        let eid = r.propose_conf_change(change, token)?;
+        self.counters.conf_changes_accepted += 1;
+        self.trace_event(
+            T_CONF_CHANGE,
+            mix(mix(eid.index.0, eid.term.0), conf_digest(change)),
+        );
+        self.schedule_ready(n);
+        Ok((eid, token))
+    }
+
+    /// The configuration node `id` uses now (the latest in its log); `None` while down.
+    pub fn configuration(&self, id: NodeId) -> Option<&Configuration> {
+        self.raft(id).map(|r| r.configuration())
+    }
+
+    /// The latest configuration known committed: the last configuration entry of the
+    /// applied sequence every node agrees on (the genesis membership before the first).
+    pub fn committed_configuration(&self) -> &Configuration {
+        self.checker.committed_configuration()
+    }
+
+    /// Every committed configuration so far, oldest first, with the index of its entry (the
+    /// genesis membership at index 0).
+    pub fn committed_configurations(&self) -> &[(LogIndex, Configuration)] {
+        self.checker.committed_configurations()
+    }
+
+    /// The membership the cluster was bootstrapped with.
+    pub fn genesis(&self) -> &Configuration {
+        &self.genesis
     }
 
     // ----- observation -----
@@ -875,6 +994,11 @@ impl Cluster {
         self.checker.elections()
     }
 
+    /// The newest term that had a leader so far (over the whole run, crashed nodes included).
+    pub fn latest_leader_term(&self) -> Option<Term> {
+        self.checker.latest_leader_term()
+    }
+
     /// Length of the log prefix known to be committed.
     pub fn committed_len(&self) -> u64 {
         self.checker.committed_len()
@@ -909,11 +1033,13 @@ impl Cluster {
             };
             match &node.replica {
                 Some(r) => out.push_str(&format!(
-                    "  n{} up, {conn}, snapshot {:?}: {:?}\n",
+                    "  n{} up, {conn}, snapshot {:?}: {:?}, {:?}\n",
                     n + 1,
                     r.snapshot_index(),
-                    r.raft().status()
+                    r.raft().status(),
+                    r.raft().configuration()
                 )),
+                None if node.retired => out.push_str(&format!("  n{} retired\n", n + 1)),
                 None => out.push_str(&format!("  n{} down, {conn}\n", n + 1)),
             }
         }
@@ -936,6 +1062,16 @@ impl Cluster {
 
     pub fn seed(&self) -> u64 {
         self.cfg.seed
+    }
+}
+
+/// A fingerprint of a membership change for the trace.
+fn conf_digest(change: ConfChange) -> u64 {
+    match change {
+        ConfChange::AddLearner(id) => mix(1, id.0),
+        ConfChange::AddVoter(id) => mix(2, id.0),
+        ConfChange::PromoteLearner(id) => mix(3, id.0),
+        ConfChange::Remove(id) => mix(4, id.0),
     }
 }
 

@@ -3,16 +3,21 @@
 //!
 //! Module map:
 //! - [`config`]: [`SimConfig`], [`NetConfig`] (the 6.824 labrpc fault model and more);
-//! - [`cluster`]: [`Cluster`] — event queue, virtual clock, routing, crashes and restarts;
+//! - [`cluster`]: [`Cluster`] — event queue, virtual clock, routing, crashes and restarts,
+//!   membership (nodes added empty beyond the initial ids, changes proposed, processes
+//!   retired);
 //! - [`net`]: topology (connected flags, one-way links, partitions) and [`NetStats`];
-//! - [`check`]: Figure-3 invariants checked after every event, incrementally;
+//! - [`check`]: Figure-3 invariants checked after every event, incrementally, and the
+//!   membership ones (one uncommitted change per leader's log, one member per committed
+//!   change, leaders are voters);
 //! - [`app`]: [`SimStateMachine`], which records every applied entry (and snapshots them, in
 //!   full or as a hash-chain digest);
 //! - [`machine`]: [`NodeMachine`], what a node applies entries to: the recorder, plus the
 //!   real `kv::KvStateMachine` when [`SimConfig::kv`] asks for the KV service;
 //! - [`disk`]: [`SimStore`], the real write-ahead log (`storage::DiskStore`) over a
 //!   power-cuttable `storage::FaultFs`, with an audit trail for Log Matching;
-//! - [`random`]: [`run_random`], seeded random-fault runs with a liveness phase;
+//! - [`random`]: [`run_random`], seeded random-fault runs with a liveness phase, and
+//!   [`run_random_with`] with random membership changes mixed in;
 //! - [`kvsim`]: [`KvSim`], the KV service on a cluster with 6.824-style clerks (sessions,
 //!   retries, ReadIndex reads) recording a `check::History`;
 //! - [`generic`]: [`run_generic`], 6.824's kvraft `GenericTest` (client mix, partitioner,
@@ -32,7 +37,10 @@
 //! Seeded runs: `cargo test -p sim --release --test seeds` runs 500 seeds of one simulated
 //! minute each (`RAFTKV_SIM_SEEDS=20000` for more, `RAFTKV_SIM_SEED_START`,
 //! `RAFTKV_SIM_MINUTES`); a failing seed prints its replay command,
-//! `cargo run -p sim --release -- --seed N [--minutes M]`.
+//! `cargo run -p sim --release -- --seed N [--minutes M]`. The same test runs 1,000 seeds
+//! with random membership changes (`RAFTKV_SIM_MEMBERSHIP_SEEDS`,
+//! `RAFTKV_SIM_MEMBERSHIP_SEED_START`), replayed with `--membership --seed N`; the scripted
+//! membership scenarios are `scenarios_membership`.
 //!
 //! KV level: the scenario tests `scenarios_4a`/`scenarios_4b` (6.824 kvraft) and
 //! `cargo test -p sim --release --test kv_seeds` (seeded random KV runs; `RAFTKV_KV_SEEDS`,
@@ -73,4 +81,7 @@ pub use kvrandom::{kv_repro_command, run_kv_random, KvRunReport};
 pub use kvsim::{ClerkConfig, ClerkId, KvOp, KvReply, KvSim, Program};
 pub use machine::NodeMachine;
 pub use net::NetStats;
-pub use random::{config_for_seed, repro_command, run_random, RunReport};
+pub use random::{
+    config_for_seed, repro_command, repro_command_with, run_random, run_random_with, RandomOptions,
+    RunReport,
+};

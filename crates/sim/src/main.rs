@@ -1,13 +1,14 @@
 //! `sim`: replay one seeded random-fault run.
 //!
 //! `cargo run -p sim --release -- --seed N [--minutes M]` prints the run's report and trace
-//! hash; `--kv --seed N` replays a seeded KV run (clerks, faults, linearizability check)
-//! instead. A failing seed panics with what broke.
+//! hash (`--membership`: with random membership changes mixed in, as the
+//! `random_membership_seeds` test runs them); `--kv --seed N` replays a seeded KV run
+//! (clerks, faults, linearizability check) instead. A failing seed panics with what broke.
 
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: sim --seed N [--minutes M] | sim --kv --seed N");
+    eprintln!("usage: sim [--membership] --seed N [--minutes M] | sim --kv --seed N");
     ExitCode::from(2)
 }
 
@@ -15,10 +16,15 @@ fn main() -> ExitCode {
     let mut seed = None;
     let mut minutes = 1u64;
     let mut kv = false;
+    let mut membership = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--kv" {
             kv = true;
+            continue;
+        }
+        if a == "--membership" {
+            membership = true;
             continue;
         }
         let value = args.next().and_then(|v| v.parse::<u64>().ok());
@@ -33,7 +39,8 @@ fn main() -> ExitCode {
         println!("{}", sim::run_kv_random(seed));
         return ExitCode::SUCCESS;
     }
-    let report = sim::run_random(seed, minutes);
+    let opts = sim::RandomOptions { membership };
+    let report = sim::run_random_with(seed, minutes, opts);
     println!("{report}");
     println!("trace hash: {:016x}", report.trace_hash);
     ExitCode::SUCCESS

@@ -48,6 +48,20 @@ impl Topology {
         }
     }
 
+    /// One more node, connected, its links up in both directions with every node.
+    pub fn add_node(&mut self) {
+        let n = self.n + 1;
+        let mut links = vec![true; n * n];
+        for a in 0..self.n {
+            for b in 0..self.n {
+                links[a * n + b] = self.links[a * self.n + b];
+            }
+        }
+        self.n = n;
+        self.links = links;
+        self.connected.push(true);
+    }
+
     pub fn can_send(&self, from: usize, to: usize) -> bool {
         self.connected[from] && self.connected[to] && self.links[from * self.n + to]
     }
@@ -107,5 +121,18 @@ mod tests {
         assert!(!t.can_send(0, 1) && t.can_send(1, 0), "one-way loss");
         t.set_connected(2, false);
         assert!(!t.can_send(2, 0) && !t.can_send(0, 2));
+    }
+
+    #[test]
+    fn an_added_node_keeps_the_partition_of_the_others_and_talks_to_everyone() {
+        let mut t = Topology::new(3);
+        t.partition(&[&[NodeId(1)], &[NodeId(2), NodeId(3)]]);
+        t.add_node();
+        assert!(!t.can_send(0, 1) && t.can_send(1, 2), "old links unchanged");
+        for other in 0..3 {
+            assert!(t.can_send(3, other) && t.can_send(other, 3));
+        }
+        t.partition(&[&[NodeId(4), NodeId(1)]]);
+        assert!(t.can_send(3, 0) && !t.can_send(3, 1));
     }
 }

@@ -2,6 +2,12 @@
 //! schedule and the workload; a liveness phase at the end heals everything and requires
 //! progress.
 //!
+//! With [`RandomOptions::membership`] the schedule also changes the membership (the
+//! `membership` child module): nodes started empty beyond the initial ids, added as learners
+//! or voters, promoted, removed (the leader too), retired once their removal committed, with
+//! a fault right after many of the changes. Off (the default, and [`run_random`]), a seed's
+//! schedule and trace are exactly what they were before membership changes existed.
+//!
 //! Owns: [`run_random`], [`RunReport`], and the mapping seed → configuration → schedule.
 //! Must never: draw randomness from anywhere but the seed (the configuration is a pure
 //! function of it, everything after comes from the cluster's one RNG), or let a failure
@@ -16,6 +22,15 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use std::fmt;
 use storage::DiskOptions;
+
+mod membership;
+
+/// What a random run mixes into its schedule besides the faults every run has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RandomOptions {
+    /// Random membership changes (see the `membership` module).
+    pub membership: bool,
+}
 
 /// Bound on electing a leader once everything is healed (simulated ms).
 pub const LIVENESS_LEADER_MS: u64 = 10_000;
@@ -57,6 +72,14 @@ pub struct RunReport {
     pub partitions: u64,
     pub net_changes: u64,
     pub transfers: u64,
+    /// Membership mode: changes a leader accepted, nodes started empty, nodes retired, and
+    /// the voters and learners of the final committed configuration.
+    pub membership: bool,
+    pub conf_changes: u64,
+    pub nodes_added: u64,
+    pub nodes_retired: u64,
+    pub final_voters: usize,
+    pub final_learners: usize,
     /// Simulated ms the liveness phase needed to elect, commit and catch everyone up.
     pub liveness_ms: u64,
     pub trace_hash: u64,
@@ -97,6 +120,18 @@ impl fmt::Display for RunReport {
             self.net_changes,
             self.transfers
         )?;
+        if self.membership {
+            writeln!(
+                f,
+                "  membership: {} changes, {} nodes added, {} retired; final: {} voters, {} \
+                 learners",
+                self.conf_changes,
+                self.nodes_added,
+                self.nodes_retired,
+                self.final_voters,
+                self.final_learners
+            )?;
+        }
         write!(
             f,
             "  liveness phase: {} ms; trace hash {:016x}",
@@ -107,10 +142,16 @@ impl fmt::Display for RunReport {
 
 /// The one command that replays `seed`.
 pub fn repro_command(seed: u64, minutes: u64) -> String {
+    repro_command_with(seed, minutes, RandomOptions::default())
+}
+
+/// The one command that replays `seed` run with `opts`.
+pub fn repro_command_with(seed: u64, minutes: u64, opts: RandomOptions) -> String {
+    let mode = if opts.membership { " --membership" } else { "" };
     if minutes == 1 {
-        format!("cargo run -p sim --release -- --seed {seed}")
+        format!("cargo run -p sim --release --{mode} --seed {seed}")
     } else {
-        format!("cargo run -p sim --release -- --seed {seed} --minutes {minutes}")
+        format!("cargo run -p sim --release --{mode} --seed {seed} --minutes {minutes}")
     }
 }
 
@@ -139,6 +180,7 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
 struct Run {
     c: Cluster,
     report: RunReport,
+    opts: RandomOptions,
     next_cmd: u64,
     next_read: u64,
 }
@@ -146,6 +188,12 @@ struct Run {
 /// Run `seed` for `minutes` simulated minutes of random faults and proposals, then heal and
 /// require progress. Panics (naming the seed) on any invariant violation or liveness failure.
 pub fn run_random(seed: u64, minutes: u64) -> RunReport {
+    run_random_with(seed, minutes, RandomOptions::default())
+}
+
+/// [`run_random`] with `opts` mixed into the schedule (a failure's reproduction command
+/// names them).
+pub fn run_random_with(seed: u64, minutes: u64, opts: RandomOptions) -> RunReport {
     let cfg = config_for_seed(seed);
     let report = RunReport {
         seed,
@@ -169,6 +217,12 @@ pub fn run_random(seed: u64, minutes: u64) -> RunReport {
         partitions: 0,
         net_changes: 0,
         transfers: 0,
+        membership: opts.membership,
+        conf_changes: 0,
+        nodes_added: 0,
+        nodes_retired: 0,
+        final_voters: 0,
+        final_learners: 0,
         liveness_ms: 0,
         trace_hash: 0,
     };
@@ -177,6 +231,7 @@ pub fn run_random(seed: u64, minutes: u64) -> RunReport {
     let mut run = Run {
         c,
         report,
+        opts,
         next_cmd: 0,
         next_read: 0,
     };
@@ -195,9 +250,17 @@ impl Run {
         self.c.ids()
     }
 
+    /// Any node, added ones included (retired ones too: faults on them are no-ops).
     fn random_node(&mut self) -> NodeId {
-        let n = self.c.config().nodes as u64;
+        let n = self.c.ids().len() as u64;
         NodeId(self.c.rng().gen_range(1..=n))
+    }
+
+    /// Restart `id` unless its process was retired.
+    fn restart(&mut self, id: NodeId) {
+        if !self.c.is_retired(id) {
+            self.c.restart(id);
+        }
     }
 
     /// The up node that believes it leads the highest term, if any.
@@ -259,7 +322,7 @@ impl Run {
             655..=684 => self.restart_one_down(),
             685..=689 => {
                 let id = self.random_node();
-                self.c.restart(id);
+                self.restart(id);
             }
             690..=709 => self.change_net(),
             710..=719 => self.transfer(),
@@ -269,6 +332,7 @@ impl Run {
                 self.c.crash_at_sync(id, syncs);
             }
             735..=739 => self.leader_churn(),
+            740..=799 if self.opts.membership => self.change_membership(),
             _ => {}
         }
     }
@@ -340,7 +404,7 @@ impl Run {
         let down: Vec<NodeId> = self
             .ids()
             .into_iter()
-            .filter(|&id| !self.c.is_up(id))
+            .filter(|&id| !self.c.is_up(id) && !self.c.is_retired(id))
             .collect();
         if let Some(&id) = down.choose(self.c.rng()) {
             self.c.restart(id);
@@ -380,7 +444,8 @@ impl Run {
     /// every node catching up, each within a bound.
     fn liveness(&mut self, minutes: u64) {
         let seed = self.report.seed;
-        let fail = |what: String| liveness_failure(seed, minutes, &what);
+        let opts = self.opts;
+        let fail = |what: String| liveness_failure(seed, minutes, opts, &what);
         let t0 = self.c.now_ms();
         self.c.heal();
         self.c.set_net(NetConfig::reliable());
@@ -388,7 +453,7 @@ impl Run {
             if self.c.is_up(id) {
                 self.c.disarm_power_cut(id);
             } else {
-                self.c.restart(id);
+                self.restart(id);
             }
         }
         let deadline = t0 + LIVENESS_LEADER_MS + LIVENESS_COMMIT_MS;
@@ -396,14 +461,19 @@ impl Run {
         let index = loop {
             let now = self.c.now_ms();
             if now >= deadline {
-                fail(format!("no new commit within {} ms of healing", now - t0));
+                fail(format!(
+                    "no new commit within {} ms of healing\n{}",
+                    now - t0,
+                    self.c.describe()
+                ));
             }
             if !self
                 .c
                 .run_until(deadline - now, |c| !c.leaders().is_empty())
             {
                 fail(format!(
-                    "no leader within {LIVENESS_LEADER_MS} ms of healing"
+                    "no leader within {LIVENESS_LEADER_MS} ms of healing\n{}",
+                    self.c.describe()
                 ));
             }
             let leader = self.leader().expect("a leader exists");
@@ -419,12 +489,18 @@ impl Run {
                 break id.index;
             }
         };
-        let all_caught_up = |c: &Cluster| c.ids().iter().all(|&i| c.applied_index(i) >= index);
+        // Every member of the configuration committed by now (every node without membership
+        // changes): removed nodes and nodes never brought in hear from no leader.
+        let members: Vec<NodeId> = if self.opts.membership {
+            self.c.committed_configuration().members().collect()
+        } else {
+            self.ids()
+        };
+        let all_caught_up = |c: &Cluster| members.iter().all(|&i| c.applied_index(i) >= index);
         if !self.c.run_until(LIVENESS_CATCH_UP_MS, all_caught_up) {
-            let applied: Vec<LogIndex> = self
-                .ids()
+            let applied: Vec<(NodeId, LogIndex)> = members
                 .iter()
-                .map(|&i| self.c.applied_index(i))
+                .map(|&i| (i, self.c.applied_index(i)))
                 .collect();
             fail(format!(
                 "not every node applied {index:?} within {LIVENESS_CATCH_UP_MS} ms \
@@ -451,14 +527,19 @@ impl Run {
         r.crashes = k.crashes;
         r.power_cuts = k.power_cuts;
         r.restarts = k.restarts;
+        r.conf_changes = k.conf_changes_accepted;
+        r.nodes_added = k.nodes_added;
+        r.nodes_retired = k.nodes_retired;
+        r.final_voters = c.committed_configuration().voters.len();
+        r.final_learners = c.committed_configuration().learners.len();
         r.trace_hash = c.trace_hash();
         self.report
     }
 }
 
-fn liveness_failure(seed: u64, minutes: u64, what: &str) -> ! {
+fn liveness_failure(seed: u64, minutes: u64, opts: RandomOptions, what: &str) -> ! {
     panic!(
         "[sim seed={seed}] liveness: {what}\n  reproduce: {}",
-        repro_command(seed, minutes)
+        repro_command_with(seed, minutes, opts)
     )
 }

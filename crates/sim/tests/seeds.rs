@@ -2,10 +2,14 @@
 //! minute (`RAFTKV_SIM_MINUTES`), starting at `RAFTKV_SIM_SEED_START` (default 0), split
 //! across threads. A failure prints the one command that replays each failing seed.
 //!
+//! The same with random membership changes mixed in (`RandomOptions::membership`):
+//! `RAFTKV_SIM_MEMBERSHIP_SEEDS` seeds (default 1000), from `RAFTKV_SIM_MEMBERSHIP_SEED_START`
+//! (default 0); a failing seed prints `cargo run -p sim --release -- --membership --seed N`.
+//!
 //! Threads live only here, in the runner: each seed runs on one thread from start to end,
 //! so its trace depends on the seed alone.
 
-use sim::{repro_command, run_random, RunReport};
+use sim::{repro_command_with, run_random, run_random_with, RandomOptions, RunReport};
 use std::cell::RefCell;
 use std::panic;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +38,9 @@ struct Totals {
     commits: u64,
     crashes: u64,
     partitions: u64,
+    conf_changes: u64,
+    nodes_added: u64,
+    nodes_retired: u64,
     sim_ms: u64,
 }
 
@@ -46,6 +53,9 @@ impl Totals {
         self.commits += r.commits;
         self.crashes += r.crashes;
         self.partitions += r.partitions;
+        self.conf_changes += r.conf_changes;
+        self.nodes_added += r.nodes_added;
+        self.nodes_retired += r.nodes_retired;
         self.sim_ms += r.sim_ms;
     }
 }
@@ -54,6 +64,19 @@ impl Totals {
 fn random_fault_seeds() {
     let seeds = env_u64("RAFTKV_SIM_SEEDS", 500);
     let start = env_u64("RAFTKV_SIM_SEED_START", 0);
+    run_seeds(seeds, start, RandomOptions::default());
+}
+
+/// Random faults and random membership changes (nodes added beyond the initial ids as
+/// learners or voters, promotions, removals of followers and leaders, retired processes).
+#[test]
+fn random_membership_seeds() {
+    let seeds = env_u64("RAFTKV_SIM_MEMBERSHIP_SEEDS", 1000);
+    let start = env_u64("RAFTKV_SIM_MEMBERSHIP_SEED_START", 0);
+    run_seeds(seeds, start, RandomOptions { membership: true });
+}
+
+fn run_seeds(seeds: u64, start: u64, opts: RandomOptions) {
     let minutes = env_u64("RAFTKV_SIM_MINUTES", 1);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
 
@@ -71,7 +94,7 @@ fn random_fault_seeds() {
                 if seed >= start + seeds {
                     break;
                 }
-                match panic::catch_unwind(|| run_random(seed, minutes)) {
+                match panic::catch_unwind(|| run_random_with(seed, minutes, opts)) {
                     Ok(report) => totals.lock().unwrap().add(&report),
                     Err(_) => {
                         let why = LAST_PANIC
@@ -87,24 +110,33 @@ fn random_fault_seeds() {
 
     let t = totals.into_inner().unwrap();
     println!(
-        "{} seeds passed ({} simulated s): {} events (most: {} for seed {}), {} elections, \
-         {} commits, {} crashes, {} partitions",
+        "{} seeds passed ({} simulated s{}): {} events (most: {} for seed {}), {} elections, \
+         {} commits, {} crashes, {} partitions, {} membership changes ({} nodes added, {} \
+         retired)",
         t.seeds,
         t.sim_ms / 1000,
+        if opts.membership {
+            ", membership changes"
+        } else {
+            ""
+        },
         t.events,
         t.events_max.0,
         t.events_max.1,
         t.elections,
         t.commits,
         t.crashes,
-        t.partitions
+        t.partitions,
+        t.conf_changes,
+        t.nodes_added,
+        t.nodes_retired
     );
     let mut failures = failures.into_inner().unwrap();
     failures.sort();
     for (seed, why) in &failures {
         eprintln!(
             "\nseed {seed} FAILED: {why}\n  reproduce: {}",
-            repro_command(*seed, minutes)
+            repro_command_with(*seed, minutes, opts)
         );
     }
     assert!(
@@ -127,6 +159,12 @@ fn same_seed_same_trace() {
             other.trace_hash,
             "seeds {seed} and {} collide",
             seed + 1
+        );
+        let m = RandomOptions { membership: true };
+        let (a, b) = (run_random_with(seed, 1, m), run_random_with(seed, 1, m));
+        assert_eq!(
+            a, b,
+            "seed {seed} with membership changes replayed differently"
         );
     }
 }
