@@ -362,8 +362,11 @@ fn check_quorum_after(api: &Api, delta: i64) -> Result<(), Status> {
         .filter(|m| m.id == api.member_id() || !m.client_urls.is_empty())
         .count() as i64;
     let after = voters.len() as i64 + delta;
+    if after < 1 {
+        return Err(last_voter());
+    }
     let started_after = if delta < 0 { started - 1 } else { started };
-    if after < 1 || started_after < after / 2 + 1 {
+    if started_after < after / 2 + 1 {
         return Err(Status::failed_precondition(format!(
             "etcdserver: re-configuration failed due to not enough started members \
              ({started} of {} voters started; {after} voters would need {})",
@@ -372,6 +375,11 @@ fn check_quorum_after(api: &Api, delta: i64) -> Result<(), Status> {
         )));
     }
     Ok(())
+}
+
+/// The refusal to remove the only voter (the strict check and the core's agree on it).
+fn last_voter() -> Status {
+    Status::failed_precondition("raftkv: cannot remove the last voting member of the cluster")
 }
 
 /// A member id no member has: a hash of the cluster, the peer URLs and the time.
@@ -440,9 +448,7 @@ fn conf_error(e: ConfChangeError) -> Status {
              (it has {} of {} committed entries)",
             matched.0, committed.0
         )),
-        ConfChangeError::LastVoter(_) => Status::failed_precondition(
-            "raftkv: cannot remove the last voting member of the cluster",
-        ),
+        ConfChangeError::LastVoter(_) => last_voter(),
         ConfChangeError::InvalidId => Status::invalid_argument("raftkv: member id 0 is reserved"),
         e => Status::unavailable(format!("raftkv: {e}")),
     }

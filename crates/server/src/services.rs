@@ -337,7 +337,7 @@ impl Maintenance for Services {
             raft_applied_index: st.applied,
             errors,
             db_size_in_use: db_size,
-            is_learner: false,
+            is_learner: self.api.members().is_learner(self.api.member_id()),
         }))
     }
 

@@ -8,6 +8,7 @@ use common::{leader, Ports};
 use proto::etcdserverpb as pb;
 use proto::etcdserverpb::cluster_client::ClusterClient;
 use proto::etcdserverpb::kv_client::KvClient;
+use proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use server::server::ClusterState;
 use server::{Server, ServerConfig};
 use std::net::SocketAddr;
@@ -73,6 +74,16 @@ async fn list(addr: SocketAddr) -> Vec<pb::Member> {
         .unwrap()
         .into_inner()
         .members
+}
+
+/// `Maintenance.Status`'s `is_learner` of the member at `addr`.
+async fn is_learner(addr: SocketAddr) -> bool {
+    MaintenanceClient::new(channel(addr).await)
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .is_learner
 }
 
 /// Wait (on status events, bounded) until `s` applied at least `index`.
@@ -186,6 +197,10 @@ async fn grow_by_a_learner_promote_it_remove_the_leader_and_shrink() {
         "caught up by snapshot"
     );
     s.push(Some(s3));
+    assert!(
+        is_learner(p.client[3]).await,
+        "Status says a learner is one"
+    );
 
     let promoted = cluster(p.client[3])
         .await
@@ -197,6 +212,7 @@ async fn grow_by_a_learner_promote_it_remove_the_leader_and_shrink() {
         promoted.members.iter().all(|m| !m.is_learner),
         "{promoted:?}"
     );
+    assert!(!is_learner(p.client[3]).await, "a promoted member votes");
     let again = cluster(p.client[l])
         .await
         .member_promote(pb::MemberPromoteRequest { id: m3.id })
@@ -277,6 +293,10 @@ async fn grow_by_a_learner_promote_it_remove_the_leader_and_shrink() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("last voting member"),
+        "the refusal names the reason, not a quorum count: {refused:?}"
+    );
     assert_eq!(get(p.client[last], "k0").await.as_deref(), Some(&b"v0"[..]));
 }
 
