@@ -1,9 +1,14 @@
-//! The five `raftkv serve` processes: start, SIGKILL, restart, SIGSTOP, SIGCONT, shut down.
+//! The five `raftkv serve` processes: start, SIGKILL, restart, SIGSTOP, SIGCONT, shut down;
+//! and for membership changes: start a member that joins an existing cluster, expect a
+//! removed member's own exit, free its address for another member.
 //!
-//! Owns: each member's address (member `i` listens on `127.0.0.(11 + i)`, client port 2379,
-//! peer port 2380, so the kernel can tell members apart by source address), its data
-//! directory and log file (`<dir>/n<i>/` and `<dir>/n<i>.log`, appended to across restarts),
-//! its child process and what the harness last did to it ([`MemberState`]).
+//! Owns: each slot's address (slot `i` listens on `127.0.0.(11 + i)`, client port 2379,
+//! peer port 2380, so the kernel can tell members apart by source address), the member that
+//! occupies it — its name (`n<i+1>` at first; a member that joins later brings its own), data
+//! directory and log file (`<dir>/<name>/` and `<dir>/<name>.log`, appended to across
+//! restarts) — its child process and what the harness last did to it ([`MemberState`]).
+//! A slot is reused by another member only after the previous one exited and its data
+//! directory was deleted ([`Cluster::wipe`]).
 //!
 //! Every child is spawned from the thread that created the [`Cluster`] with
 //! `PR_SET_PDEATHSIG = SIGKILL`, so a harness that dies (even by SIGKILL) takes its members
@@ -65,6 +70,11 @@ pub enum MemberState {
     Stopped,
     /// SIGKILLed (and reaped); not running until restarted.
     Killed,
+    /// Removed from the cluster and expected to exit by itself (see
+    /// [`Cluster::wait_exit`]); its exit is not unexpected.
+    Leaving,
+    /// No process and none expected: the slot was never started, or its member left.
+    Absent,
 }
 
 /// One member's fixed identity.
@@ -94,6 +104,20 @@ struct Member {
     child: Option<Child>,
     state: MemberState,
     starts: u32,
+    /// For a member that joined an existing cluster: the `--initial-cluster` it was given
+    /// (it starts with `--initial-cluster-state existing`). `None`: a founding member.
+    joined: Option<String>,
+}
+
+/// How a member that was expected to leave ended.
+#[derive(Clone, Debug)]
+pub struct MemberExit {
+    pub member: String,
+    /// Exit code 0.
+    pub clean: bool,
+    pub status: String,
+    /// The last lines of its log.
+    pub log_tail: String,
 }
 
 /// A member that exited although the harness did not kill it (a crash of the server).
@@ -108,6 +132,7 @@ pub struct UnexpectedExit {
 /// Five (or `size`) `raftkv serve` children.
 pub struct Cluster {
     bin: PathBuf,
+    dir: PathBuf,
     settings: ServeSettings,
     initial_cluster: String,
     members: Vec<Member>,
@@ -122,30 +147,44 @@ impl Cluster {
         size: usize,
         settings: &ServeSettings,
     ) -> Result<Cluster, Error> {
+        Cluster::start_some(bin, dir, size, size, settings)
+    }
+
+    /// Reserves `slots` addresses under `dir` and starts a cluster of the first `founders`
+    /// of them (the `--initial-cluster` names only those); the other slots stay
+    /// [`MemberState::Absent`] for members that join later ([`Cluster::join`]). Fails if an
+    /// address of any slot is already in use or a child cannot be spawned.
+    pub fn start_some(
+        bin: &Path,
+        dir: &Path,
+        slots: usize,
+        founders: usize,
+        settings: &ServeSettings,
+    ) -> Result<Cluster, Error> {
         assert!(
-            (1..=100).contains(&size),
-            "cluster size {size} out of range"
+            (1..=100).contains(&slots),
+            "cluster size {slots} out of range"
         );
-        let specs: Vec<MemberSpec> = (0..size)
-            .map(|i| MemberSpec {
-                name: format!("n{}", i + 1),
-                ip: Ipv4Addr::new(127, 0, 0, FIRST_OCTET + i as u8),
-                data_dir: dir.join(format!("n{}", i + 1)),
-                log_path: dir.join(format!("n{}.log", i + 1)),
-            })
+        assert!(
+            (1..=slots).contains(&founders),
+            "{founders} founders of {slots} slots"
+        );
+        let specs: Vec<MemberSpec> = (0..slots)
+            .map(|i| slot_spec(dir, i, &format!("n{}", i + 1)))
             .collect();
         for spec in &specs {
             for port in [CLIENT_PORT, PEER_PORT] {
                 ensure_free(spec, port)?;
             }
         }
-        let initial_cluster = specs
+        let initial_cluster = specs[..founders]
             .iter()
             .map(|s| format!("{}={}", s.name, s.peer_url()))
             .collect::<Vec<_>>()
             .join(",");
         let mut cluster = Cluster {
             bin: bin.to_path_buf(),
+            dir: dir.to_path_buf(),
             settings: settings.clone(),
             initial_cluster,
             members: specs
@@ -153,20 +192,112 @@ impl Cluster {
                 .map(|spec| Member {
                     spec,
                     child: None,
-                    state: MemberState::Killed,
+                    state: MemberState::Absent,
                     starts: 0,
+                    joined: None,
                 })
                 .collect(),
         };
-        for i in 0..size {
+        for i in 0..founders {
             cluster.spawn(i)?;
         }
         Ok(cluster)
     }
 
-    /// Number of members.
+    /// Number of slots (members, in a cluster without membership changes).
     pub fn len(&self) -> usize {
         self.members.len()
+    }
+
+    /// The slots that hold a member (anything but [`MemberState::Absent`]), in slot order.
+    pub fn present(&self) -> Vec<usize> {
+        (0..self.members.len())
+            .filter(|&i| self.members[i].state != MemberState::Absent)
+            .collect()
+    }
+
+    /// Starts member `name` in the absent slot `i`, joining the existing cluster with
+    /// `--initial-cluster initial_cluster --initial-cluster-state existing` (MemberAdd with
+    /// the slot's peer URL must have run). The slot's data directory must not exist (a fresh
+    /// slot, or one [`Cluster::wipe`]d).
+    pub fn join(&mut self, i: usize, name: &str, initial_cluster: &str) -> Result<(), Error> {
+        let member = &mut self.members[i];
+        assert_eq!(
+            member.state,
+            MemberState::Absent,
+            "join into an occupied slot"
+        );
+        let spec = slot_spec(&self.dir, i, name);
+        assert!(
+            !spec.data_dir.exists(),
+            "{} exists: a joining member starts from nothing",
+            spec.data_dir.display()
+        );
+        member.spec = spec;
+        member.joined = Some(initial_cluster.to_string());
+        member.starts = 0;
+        self.spawn(i)
+    }
+
+    /// Marks running member `i` as removed from the cluster: its exit is expected now.
+    pub fn leaving(&mut self, i: usize) {
+        let member = &mut self.members[i];
+        assert_eq!(
+            member.state,
+            MemberState::Running,
+            "only a running member can leave"
+        );
+        member.state = MemberState::Leaving;
+    }
+
+    /// Waits up to `deadline` for leaving member `i` to exit by itself; then it is absent.
+    /// `None` when it still runs (it stays leaving; [`Cluster::shutdown`] kills it).
+    pub fn wait_exit(&mut self, i: usize, deadline: Duration) -> Option<MemberExit> {
+        let member = &mut self.members[i];
+        assert_eq!(
+            member.state,
+            MemberState::Leaving,
+            "wait_exit of a member not leaving"
+        );
+        let until = std::time::Instant::now() + deadline;
+        let status = loop {
+            let child = member
+                .child
+                .as_mut()
+                .expect("a leaving member has a process");
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) | Err(_) if std::time::Instant::now() >= until => return None,
+                Ok(None) | Err(_) => std::thread::sleep(EXIT_POLL_INTERVAL),
+            }
+        };
+        member.child = None;
+        member.state = MemberState::Absent;
+        Some(MemberExit {
+            member: member.spec.name.clone(),
+            clean: status.code() == Some(0),
+            status: describe_exit(status),
+            log_tail: log_tail(&member.spec.log_path, 20),
+        })
+    }
+
+    /// Deletes absent member `i`'s data directory, so another member may use the slot. The
+    /// log file stays (it is named after the member, not the slot).
+    pub fn wipe(&mut self, i: usize) -> Result<(), Error> {
+        let member = &self.members[i];
+        assert_eq!(
+            member.state,
+            MemberState::Absent,
+            "wipe of a member present"
+        );
+        match std::fs::remove_dir_all(&member.spec.data_dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::Io {
+                what: format!("deleting {}", member.spec.data_dir.display()),
+                source,
+            }),
+        }
     }
 
     /// Whether the cluster has no member (never: [`Cluster::start`] refuses size 0).
@@ -203,7 +334,9 @@ impl Cluster {
     pub fn kill(&mut self, i: usize) -> Result<(), Error> {
         let member = &mut self.members[i];
         let Some(mut child) = member.child.take() else {
-            member.state = MemberState::Killed;
+            if member.state != MemberState::Absent {
+                member.state = MemberState::Killed;
+            }
             return Ok(());
         };
         if member.state == MemberState::Stopped {
@@ -215,7 +348,11 @@ impl Cluster {
             action: "wait for".into(),
             source,
         })?;
-        member.state = MemberState::Killed;
+        member.state = if member.state == MemberState::Leaving {
+            MemberState::Absent
+        } else {
+            MemberState::Killed
+        };
         Ok(())
     }
 
@@ -257,11 +394,12 @@ impl Cluster {
         member.state = MemberState::Running;
     }
 
-    /// Resumes every stopped member and restarts every killed one.
+    /// Resumes every stopped member and restarts every killed one (a leaving or absent one
+    /// is left alone).
     pub fn revive_all(&mut self) -> Result<(), Error> {
         for i in 0..self.members.len() {
             match self.members[i].state {
-                MemberState::Running => {}
+                MemberState::Running | MemberState::Leaving | MemberState::Absent => {}
                 MemberState::Stopped => self.resume(i),
                 MemberState::Killed => self.restart(i)?,
             }
@@ -270,11 +408,14 @@ impl Cluster {
     }
 
     /// Members that should be running but exited on their own, reaped and marked killed (so
-    /// [`Cluster::revive_all`] restarts them).
+    /// [`Cluster::revive_all`] restarts them). A leaving member's exit is expected: not here.
     pub fn reap_unexpected_exits(&mut self) -> Vec<UnexpectedExit> {
         let mut exits = Vec::new();
         for member in &mut self.members {
-            if member.state == MemberState::Killed {
+            if matches!(
+                member.state,
+                MemberState::Killed | MemberState::Leaving | MemberState::Absent
+            ) {
                 continue;
             }
             let Some(child) = &mut member.child else {
@@ -320,10 +461,14 @@ impl Cluster {
             .map_err(|e| process_error("open the log of", e))?;
         let s = &self.settings;
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("serve")
-            .args(["--name", &spec.name])
-            .args(["--initial-cluster", &self.initial_cluster])
-            .args(["--initial-cluster-token", CLUSTER_TOKEN])
+        cmd.arg("serve").args(["--name", &spec.name]);
+        match &member.joined {
+            None => cmd.args(["--initial-cluster", &self.initial_cluster]),
+            Some(initial) => cmd
+                .args(["--initial-cluster", initial])
+                .args(["--initial-cluster-state", "existing"]),
+        };
+        cmd.args(["--initial-cluster-token", CLUSTER_TOKEN])
             .arg("--data-dir")
             .arg(&spec.data_dir)
             .args(["--listen-client-urls", &spec.client_url()])
@@ -362,6 +507,20 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// How often [`Cluster::wait_exit`] looks whether the member exited.
+const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Slot `i` under `dir`, occupied by member `name`.
+fn slot_spec(dir: &Path, i: usize, name: &str) -> MemberSpec {
+    let octet = u8::try_from(usize::from(FIRST_OCTET) + i).expect("slot address fits an octet");
+    MemberSpec {
+        name: name.to_string(),
+        ip: Ipv4Addr::new(127, 0, 0, octet),
+        data_dir: dir.join(name),
+        log_path: dir.join(format!("{name}.log")),
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`firewall`]: the nftables table that cuts links between member addresses;
 //! - [`workload`]: the clients, the key space, and how each outcome enters the history;
 //! - [`faults`]: the nemesis — seeded fault episodes and their availability checks;
+//! - [`membership`]: the membership scenario — grow 3 → 5, remove the leader, replace a
+//!   member, shrink to 3 under load, through the `raftkv` CLI and `etcdctl`;
 //! - [`observe`]: leader discovery, availability probes, convergence, replica scans;
 //! - [`verify`]: final reads, the checker, the append audit, replica comparison;
 //! - [`report`]: the summary and the pass/fail rule;
@@ -39,6 +41,7 @@
 pub mod cluster;
 pub mod faults;
 pub mod firewall;
+pub mod membership;
 pub mod observe;
 pub mod report;
 pub mod stop;
@@ -57,6 +60,7 @@ use tokio::runtime::Runtime;
 
 pub use cluster::ServeSettings;
 pub use faults::{FaultKind, FaultTiming};
+pub use membership::{MembershipConfig, MembershipReport};
 pub use report::Report;
 pub use stop::Stop;
 pub use workload::WorkloadConfig;
@@ -155,9 +159,9 @@ impl Config {
 }
 
 /// How long the cluster may take to serve at start and after the final heal.
-const SERVE_DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const SERVE_DEADLINE: Duration = Duration::from_secs(30);
 /// Bound of the admin client's status calls.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs the suite (see the crate docs). `Err` means the harness could not do its job (no
 /// `nft`, an address in use, a cluster that never served); a run that found a bug returns a
@@ -187,15 +191,20 @@ pub fn run(config: &Config) -> Result<Report, Error> {
     }
 }
 
-fn run_in(config: &Config, dir: &Path, started: Instant) -> Result<Report, Error> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// The runtime the clients and probes of a run use: two worker threads.
+pub(crate) fn runtime() -> Result<Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|source| Error::Io {
             what: "starting the tokio runtime".into(),
             source,
-        })?;
+        })
+}
+
+fn run_in(config: &Config, dir: &Path, started: Instant) -> Result<Report, Error> {
+    let rt = runtime()?;
     let mut firewall = Firewall::install()?;
     let mut cluster = Cluster::start(&config.raftkv_bin, dir, config.members, &config.serve)?;
     let urls = cluster.client_urls();
@@ -229,7 +238,12 @@ fn run_in(config: &Config, dir: &Path, started: Instant) -> Result<Report, Error
         final_recovery,
         workload_stats,
         finals,
-    } = rt.block_on(end_workload(config, &urls, &history, workload))?;
+    } = rt.block_on(end_workload(
+        config.workload.request_timeout,
+        &urls,
+        &history,
+        workload,
+    ))?;
     let converged = rt.block_on(wait_converged(&admin, &urls, SERVE_DEADLINE));
     let replica_differences = match &converged {
         Ok(_) => compare_replicas(&rt, &cluster),
@@ -255,14 +269,16 @@ fn run_in(config: &Config, dir: &Path, started: Instant) -> Result<Report, Error
         fault_phase,
         stopped_early: config.stop.is_raised(),
         episodes,
-        final_recovery,
-        workload: workload_stats,
-        linearizability,
-        audit,
-        final_keys: finals.len(),
-        converged,
-        replica_differences,
-        unexpected_exits,
+        findings: report::Findings {
+            final_recovery,
+            workload: workload_stats,
+            linearizability,
+            audit,
+            final_keys: finals.len(),
+            converged,
+            replica_differences,
+            unexpected_exits,
+        },
         dir: dir.to_path_buf(),
         dir_kept: false,
     })
@@ -290,15 +306,15 @@ fn run_episodes(
 }
 
 /// What the end of the workload found.
-struct Ending {
-    final_recovery: Result<Duration, String>,
-    workload_stats: workload::WorkloadStats,
-    finals: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+pub(crate) struct Ending {
+    pub final_recovery: Result<Duration, String>,
+    pub workload_stats: workload::WorkloadStats,
+    pub finals: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 /// After the final heal: checks the cluster serves, stops the clients, reads every key.
-async fn end_workload(
-    config: &Config,
+pub(crate) async fn end_workload(
+    request_timeout: Duration,
     urls: &[String],
     history: &Arc<TimedHistory>,
     workload: Workload,
@@ -316,14 +332,7 @@ async fn end_workload(
     .map(|_| healed.elapsed());
     let workload_stats = workload.finish().await;
     let keys = verify::keys_of(&history.operations());
-    let finals = verify::final_reads(
-        urls,
-        history,
-        &keys,
-        config.workload.request_timeout,
-        SERVE_DEADLINE,
-    )
-    .await?;
+    let finals = verify::final_reads(urls, history, &keys, request_timeout, SERVE_DEADLINE).await?;
     Ok(Ending {
         final_recovery,
         workload_stats,
@@ -332,7 +341,7 @@ async fn end_workload(
 }
 
 /// A recorded probe write through every endpoint, or `Err(NotServing)`.
-fn serve_or_fail(
+pub(crate) fn serve_or_fail(
     rt: &Runtime,
     urls: &[String],
     history: &TimedHistory,
@@ -354,12 +363,15 @@ fn serve_or_fail(
     })
 }
 
-fn compare_replicas(rt: &Runtime, cluster: &Cluster) -> Vec<String> {
-    let names: Vec<String> = (0..cluster.len())
-        .map(|i| cluster.spec(i).name.clone())
+/// Compares the copies of every member present (see [`verify::replica_differences`]).
+pub(crate) fn compare_replicas(rt: &Runtime, cluster: &Cluster) -> Vec<String> {
+    let present = cluster.present();
+    let names: Vec<String> = present
+        .iter()
+        .map(|&i| cluster.spec(i).name.clone())
         .collect();
     let mut states = Vec::new();
-    for url in cluster.client_urls() {
+    for url in present.iter().map(|&i| cluster.spec(i).client_url()) {
         match rt.block_on(replica_state(&url, Duration::from_secs(10))) {
             Ok(state) => states.push(state),
             Err(why) => return vec![format!("cannot scan {url}: {why}")],
@@ -368,7 +380,7 @@ fn compare_replicas(rt: &Runtime, cluster: &Cluster) -> Vec<String> {
     verify::replica_differences(&names, &states, 10)
 }
 
-fn check_binary(path: &Path) -> Result<(), Error> {
+pub(crate) fn check_binary(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
     let binary = |reason: String| Error::Binary {
         path: path.to_path_buf(),
@@ -386,13 +398,13 @@ fn check_binary(path: &Path) -> Result<(), Error> {
 }
 
 /// The run's directory: a temporary one, or the caller's (which must be new or empty).
-enum WorkDir {
+pub(crate) enum WorkDir {
     Temp(tempfile::TempDir),
     Given(PathBuf),
 }
 
 impl WorkDir {
-    fn new(given: Option<&Path>) -> Result<WorkDir, Error> {
+    pub(crate) fn new(given: Option<&Path>) -> Result<WorkDir, Error> {
         let io = |what: String| move |source| Error::Io { what, source };
         match given {
             None => tempfile::Builder::new()
@@ -416,7 +428,7 @@ impl WorkDir {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         match self {
             WorkDir::Temp(dir) => dir.path(),
             WorkDir::Given(path) => path,
@@ -424,7 +436,7 @@ impl WorkDir {
     }
 
     /// Keeps the directory or deletes it; returns its path.
-    fn finish(self, keep: bool) -> PathBuf {
+    pub(crate) fn finish(self, keep: bool) -> PathBuf {
         match self {
             WorkDir::Temp(dir) if keep => dir.keep(),
             WorkDir::Temp(dir) => dir.path().to_path_buf(),

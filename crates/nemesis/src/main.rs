@@ -1,6 +1,7 @@
-//! `nemesis`: run raftkv's real-process fault suite from the command line.
+//! `nemesis`: run raftkv's real-process fault suite (or, with `--membership`, the
+//! membership scenario) from the command line.
 //!
-//! Owns: flags → [`nemesis::Config`], Ctrl-C (the first ends the fault phase and still
+//! Owns: flags → [`nemesis::Config`] / [`nemesis::MembershipConfig`], Ctrl-C (the first ends the fault phase and still
 //! heals and checks; the second deletes the nftables table and exits, the members dying
 //! with the harness), the exit code (0 pass, 1 a finding, 2 the harness could not run).
 //! Must never: decide anything the library decides.
@@ -15,6 +16,10 @@ use clap::Parser;
 /// SIGKILL/restart, SIGSTOP/SIGCONT of the leader and nftables partitions (isolated leader,
 /// 2|3 splits), then check the history for linearizability, lost and duplicated writes.
 /// Needs root (nft) and the ports 2379/2380 free on those addresses.
+///
+/// With --membership: instead of faults, membership changes under the same clients — 3
+/// members grow to 5, the leader is removed, a member replaced, the cluster shrinks to 3 —
+/// made with the raftkv CLI and etcdctl (if on the PATH); needs no root.
 #[derive(Parser, Debug)]
 #[command(name = "nemesis", version)]
 struct Args {
@@ -62,6 +67,13 @@ struct Args {
     /// `RAFTKV_LOG` for the members.
     #[arg(long, default_value = "info")]
     member_log: String,
+    /// Run the membership scenario instead of fault episodes (--duration, --episodes and
+    /// --members do not apply).
+    #[arg(long)]
+    membership: bool,
+    /// With --membership: how long the clients run undisturbed after each change.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    settle: Duration,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +86,9 @@ fn main() -> ExitCode {
         }
     };
     let seed = args.seed.unwrap_or_else(clock_seed);
+    if args.membership {
+        return membership(args, raftkv, seed);
+    }
     let mut config = nemesis::Config::new(raftkv, seed);
     config.duration = args.duration;
     config.episodes_max = args.episodes.unwrap_or(usize::MAX);
@@ -97,6 +112,46 @@ fn main() -> ExitCode {
     );
     watch_ctrl_c(config.stop.clone());
     match nemesis::run(&config) {
+        Ok(report) => {
+            print!("{report}");
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(err) => {
+            eprintln!("nemesis: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The membership scenario with `args`.
+fn membership(args: Args, raftkv: PathBuf, seed: u64) -> ExitCode {
+    let mut config = nemesis::MembershipConfig::new(raftkv, seed);
+    config.workload.clients = args.clients;
+    config.workload.hot_keys = args.keys.max(2);
+    config.workload.generation_ops = args.generation_ops;
+    config.workload.serializable_reads = args.serializable_reads;
+    config.serve.snapshot_count = args.snapshot_count;
+    config.serve.log_filter = args.member_log;
+    config.settle = args.settle;
+    config.check_budget = args.check_timeout;
+    config.dir = args.dir;
+    config.keep_dir = args.keep;
+    config.progress = true;
+    eprintln!(
+        "nemesis: membership scenario, seed {seed}, {} clients (raftkv: {}; etcdctl: {})",
+        config.workload.clients,
+        config.raftkv_bin.display(),
+        config
+            .etcdctl
+            .as_ref()
+            .map_or("not found".into(), |p| p.display().to_string())
+    );
+    watch_ctrl_c(config.stop.clone());
+    match nemesis::membership::run(&config) {
         Ok(report) => {
             print!("{report}");
             if report.passed() {

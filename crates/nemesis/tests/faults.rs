@@ -5,33 +5,11 @@
 //! Needs `target/release/raftkv` (test.sh builds the workspace first; or set RAFTKV_BIN), root
 //! and `nft`. NEMESIS_SEED picks another fault schedule; NEMESIS_EPISODES runs more episodes.
 
+mod common;
+
+use common::{env_or, raftkv_binary};
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
-
-fn raftkv_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("RAFTKV_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let path = target.join("release/raftkv");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it first with `cargo build --release -p cli` (./test.sh does), \
-         or point RAFTKV_BIN at a raftkv binary",
-        path.display()
-    );
-    path
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[test]
 fn five_members_stay_linearizable_and_lose_no_write_under_kills_pauses_and_partitions() {
