@@ -6,8 +6,9 @@
 //! [`crate::members::Attrs`]); then each frame is `[len: u32 LE][payload]`, the payload a
 //! [`crate::wire`] message. Each peer has an
 //! outbound task with a bounded queue that writes every queued frame before one flush
-//! (batching) and reconnects with backoff; when the queue is full, messages are dropped —
-//! Raft retransmits.
+//! (batching) and reconnects with backoff — at once when the peer closes the connection (a
+//! peer that restarted gets the next message on a new connection instead of losing it in
+//! the dead one); when the queue is full, messages are dropped — Raft retransmits.
 //!
 //! Owns: dialing, accepting, the hello check, frame limits, the per-peer queues.
 //! Must never: block the node's driver loop (sends are `try_send`), deliver a message from a
@@ -273,38 +274,93 @@ async fn run_sender(
                 if rx.is_closed() {
                     return; // the peer left the configuration
                 }
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !pause(&cancel, &mut backoff).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_millis(500));
                 continue;
             }
         };
-        backoff = Duration::from_millis(20);
+        let connected = tokio::time::Instant::now();
         let _ = stream.set_nodelay(true);
-        let mut w = BufWriter::with_capacity(256 << 10, stream);
+        let (rd, wr) = stream.into_split();
+        let mut w = BufWriter::with_capacity(256 << 10, wr);
         // Flushed at once: the hello carries this node's client URLs, which the peer needs
         // even while no Raft message goes its way.
         if w.write_all(&hello(&cfg, to)).await.is_err() || w.flush().await.is_err() {
             continue;
         }
-        loop {
-            let first = tokio::select! {
-                _ = cancel.cancelled() => return,
-                m = rx.recv() => match m { Some(m) => m, None => return },
-            };
-            let mut ok = write_frame(&mut w, &first).await.is_ok();
-            while ok {
-                match rx.try_recv() {
-                    Ok(m) => ok = write_frame(&mut w, &m).await.is_ok(),
-                    Err(_) => break,
+        match pump(rd, w, &mut rx, &cancel).await {
+            Pumped::Stop => return,
+            Pumped::WriteFailed => {
+                tracing::debug!(peer = ?to, "peer connection lost; reconnecting");
+                backoff = Duration::from_millis(20);
+            }
+            // A connection the peer closes right after the hello (it refused it, or is
+            // shutting down) is retried with backoff, not in a tight loop.
+            Pumped::PeerClosed if connected.elapsed() < PEER_CLOSED_QUICKLY => {
+                tracing::debug!(peer = ?to, "peer closed a new connection; retrying later");
+                if !pause(&cancel, &mut backoff).await {
+                    return;
                 }
             }
-            if !ok || w.flush().await.is_err() {
-                tracing::debug!(peer = ?to, "peer connection lost; reconnecting");
-                break;
+            Pumped::PeerClosed => {
+                tracing::debug!(peer = ?to, "peer closed the connection; reconnecting");
+                backoff = Duration::from_millis(20);
             }
+        }
+    }
+}
+
+/// A connection the peer closes sooner than this after it was opened counts as refused.
+const PEER_CLOSED_QUICKLY: Duration = Duration::from_secs(1);
+
+/// Sleeps `backoff` (doubling it, up to 500 ms); false when cancelled meanwhile.
+async fn pause(cancel: &CancellationToken, backoff: &mut Duration) -> bool {
+    tokio::select! {
+        _ = cancel.cancelled() => return false,
+        _ = tokio::time::sleep(*backoff) => {}
+    }
+    *backoff = (*backoff * 2).min(Duration::from_millis(500));
+    true
+}
+
+/// How one connection's life ended.
+enum Pumped {
+    /// Cancelled, or the queue closed (the peer left the configuration).
+    Stop,
+    /// The peer closed the connection (it stopped or restarted).
+    PeerClosed,
+    /// A write or flush failed.
+    WriteFailed,
+}
+
+/// Writes queued frames to one connection — each batch of what is queued, then one flush —
+/// until it ends.
+async fn pump(
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    mut w: BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    rx: &mut mpsc::Receiver<Bytes>,
+    cancel: &CancellationToken,
+) -> Pumped {
+    loop {
+        let first = tokio::select! {
+            _ = cancel.cancelled() => return Pumped::Stop,
+            m = rx.recv() => match m { Some(m) => m, None => return Pumped::Stop },
+            // The peer never writes on this connection: readable means it closed. Reconnect
+            // now — a frame written into the dead connection would be lost, and the first
+            // message to a peer after its restart is often a vote or a vote grant (losing
+            // it costs the cluster another election timeout).
+            _ = closed_by_peer(&mut rd) => return Pumped::PeerClosed,
+        };
+        let mut ok = write_frame(&mut w, &first).await.is_ok();
+        while ok {
+            match rx.try_recv() {
+                Ok(m) => ok = write_frame(&mut w, &m).await.is_ok(),
+                Err(_) => break,
+            }
+        }
+        if !ok || w.flush().await.is_err() {
+            return Pumped::WriteFailed;
         }
     }
 }
@@ -334,7 +390,20 @@ async fn dial(addr: &str, local_ip: Option<std::net::IpAddr>) -> std::io::Result
     }))
 }
 
-async fn write_frame(w: &mut BufWriter<TcpStream>, frame: &[u8]) -> std::io::Result<()> {
+/// Resolves once the peer closed (or reset) the connection; bytes it sends are ignored.
+async fn closed_by_peer(rd: &mut tokio::net::tcp::OwnedReadHalf) {
+    let mut sink = [0u8; 64];
+    while let Ok(n) = rd.read(&mut sink).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+async fn write_frame(
+    w: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    frame: &[u8],
+) -> std::io::Result<()> {
     w.write_all(&(frame.len() as u32).to_le_bytes()).await?;
     w.write_all(frame).await
 }
@@ -511,6 +580,62 @@ pub async fn query_directory(addr: &str, timeout: Duration) -> Result<Directory,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use replica::Transport;
+
+    /// Accepts one connection on `l` and reads its hello; panics after 2 s.
+    async fn accept_hello(l: &TcpListener) -> TcpStream {
+        let wait = Duration::from_secs(2);
+        let (mut s, _) = tokio::time::timeout(wait, l.accept())
+            .await
+            .expect("the sender connects")
+            .unwrap();
+        let mut hello = [0u8; HELLO_BYTES + 2];
+        s.read_exact(&mut hello).await.unwrap();
+        let n = u16::from_le_bytes([hello[HELLO_BYTES], hello[HELLO_BYTES + 1]]) as usize;
+        s.read_exact(&mut vec![0u8; n]).await.unwrap();
+        s
+    }
+
+    /// The failover bug this guards against: followers send each other nothing while a
+    /// leader lives, so when a peer restarted the connection to its old process stayed
+    /// open, and the first message after the restart — a PreVote grant to that peer, once
+    /// it campaigned — went into the dead connection and was lost: the cluster waited a
+    /// whole election timeout more.
+    #[tokio::test]
+    async fn the_first_message_after_a_peer_restarted_is_delivered() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cfg = TransportConfig {
+            cluster_id: 0xc1,
+            id: NodeId(1),
+            frame_bytes_max: 1 << 20,
+            queue_msgs_max: 16,
+            attrs: b"attrs".to_vec(),
+            local_ip: None,
+        };
+        let peers = HashMap::from([(NodeId(2), l.local_addr().unwrap().to_string())]);
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let mut sender = start_senders(&cfg, &peers, Default::default(), cancel.clone(), &tracker);
+        let first = accept_hello(&l).await;
+        drop(first); // the peer's old process dies
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let msg = Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: raft::Term(7),
+            body: raft::MessageBody::TimeoutNow,
+        };
+        sender.send(msg.clone());
+        let mut second = accept_hello(&l).await;
+        let mut len = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(2), second.read_exact(&mut len))
+            .await
+            .expect("the message arrives on the new connection")
+            .unwrap();
+        let mut frame = vec![0u8; u32::from_le_bytes(len) as usize];
+        second.read_exact(&mut frame).await.unwrap();
+        assert_eq!(wire::decode(Bytes::from(frame)).unwrap(), msg);
+        cancel.cancel();
+    }
 
     #[test]
     fn a_hello_round_trips_and_a_wrong_magic_or_version_is_refused() {
