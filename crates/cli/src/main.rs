@@ -1,6 +1,6 @@
-//! `raftkv`: the one binary — `serve` runs a member, `dev` a local cluster, and the client
-//! commands (`put`, `get`, `del`, `append`, `members`, `status`) talk to any cluster over the
-//! etcd v3 API.
+//! `raftkv`: the one binary — `serve` runs a member, `dev` a local cluster, `sim` a recorded
+//! simulation for the dashboard's replay, and the client commands (`put`, `get`, `del`,
+//! `append`, `members`, `status`) talk to any cluster over the etcd v3 API.
 //!
 //! Owns: the command tree, logging setup and exit codes. Must never: hold server or client
 //! logic (those live in `server` and `client`; this crate only parses and prints).
@@ -9,6 +9,7 @@ mod bench;
 mod client_cmd;
 mod dev;
 mod serve;
+mod sim_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -63,13 +64,26 @@ enum Command {
     Dev(dev::DevArgs),
     /// Load-test any etcd v3 endpoint (raftkv or etcd): throughput and latency percentiles.
     Bench(bench::BenchArgs),
+    /// Run one seeded simulation and record it for the dashboard's replay (`--trace FILE`,
+    /// `--serve`).
+    #[command(
+        long_about = "Run one seeded simulation — the same run as `cargo run -p sim \
+        -- --seed N` (--kv: a seeded KV run) — and record its events for the dashboard's \
+        replay. --trace FILE writes them (a JSON array, oldest first, t in virtual ms); any \
+        member's dashboard opens such a file (\"open trace\", drag and drop, or \
+        ?trace=URL). --serve serves the page with this run's trace on --listen until \
+        Ctrl-C, so no cluster is needed.\n\nExample:\n  raftkv sim --seed 42 --trace \
+        seed42.json --serve"
+    )]
+    Sim(sim_cmd::SimArgs),
     #[command(flatten)]
     Client(client_cmd::ClientCommand),
 }
 
-fn init_logging() {
+/// Logs to stderr: `RAFTKV_LOG` or else `default` (a tracing filter).
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAFTKV_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -80,11 +94,16 @@ fn init_logging() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // A simulation's nodes log their (simulated) crash recoveries: not news.
+    init_logging(match cli.command {
+        Command::Sim(_) => "error",
+        _ => "info",
+    });
     let result = match cli.command {
         Command::Serve(a) => serve::run(*a).await,
         Command::Dev(a) => dev::run(a).await,
         Command::Bench(a) => bench::run(a).await,
+        Command::Sim(a) => sim_cmd::run(a).await,
         Command::Client(c) => client_cmd::run(c).await,
     };
     match result {

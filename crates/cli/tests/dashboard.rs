@@ -5,6 +5,13 @@
 //! the page talks to and the page switches to the last one and shows no leader. Saves a
 //! screenshot to `target/dashboard-screenshot.png`.
 //!
+//! Replay: `raftkv sim --seed 1 --trace FILE --serve` records a seeded simulation and serves
+//! the page with it; stepping event by event, the page shows the first leader in its term,
+//! then a crashed member as crashed (and not after one step back); played at 16× to the end
+//! it shows the roles and terms of the trace's last events; the file input opens the same
+//! file. Saves `target/dashboard-replay-screenshot.png`. Every wait polls the page's state
+//! with a deadline.
+//!
 //! `./test.sh` installs `chromium` and `chromium-driver` when missing; run alone, this test
 //! installs them itself when it runs as root (apt-get), and fails naming them otherwise.
 
@@ -253,6 +260,48 @@ impl Browser {
         }
     }
 
+    /// Poll `script`'s value until `ok` holds; panics with the last value after `limit`.
+    fn wait_eval(&self, what: &str, limit: Duration, script: &str, ok: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let v = self.eval(script);
+            if ok(&v) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page did not show {what} within {limit:?}; `{script}` is {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The WebDriver id of the element matching `css`.
+    fn find(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    fn click(&self, element: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
+    }
+
+    fn send_keys(&self, element: &str, text: &str) {
+        let body = json!({ "text": text });
+        self.call("POST", &format!("/element/{element}/value"), Some(body));
+    }
+
     fn screenshot(&self, to: &Path) {
         let b64 = self.call("GET", "/screenshot", None);
         std::fs::write(to, base64_decode(b64.as_str().unwrap())).unwrap();
@@ -303,10 +352,15 @@ fn leader_index(c: &DevCluster) -> usize {
 }
 
 fn screenshot_path() -> PathBuf {
+    target_path("dashboard-screenshot.png")
+}
+
+/// `target/<name>` (CI keeps the screenshots as artifacts).
+fn target_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("target/tmp has a parent")
-        .join("dashboard-screenshot.png")
+        .join(name)
 }
 
 #[test]
@@ -389,6 +443,260 @@ fn the_page_follows_a_leader_change_and_a_lost_member() {
     println!("after losing its member the page shows {s}");
     println!(
         "dashboard browser test took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// `raftkv sim ... --serve` as a child process, killed when dropped.
+struct SimServer {
+    child: Child,
+    /// The replay URL it printed.
+    url: String,
+}
+
+impl SimServer {
+    fn start(seed: u64, trace: &Path) -> SimServer {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(["sim", "--seed", &seed.to_string(), "--trace"])
+            .arg(trace)
+            .args(["--serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("raftkv sim starts");
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines() {
+                let Ok(line) = line else { break };
+                println!("[sim] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("raftkv sim printed its replay URL within 120 s");
+            if let Some(rest) = line.strip_prefix("replay: ") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        SimServer { child, url }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the trace says about each member after its first `upto` events: name → (role as the
+/// page shows it, term, crashed).
+fn trace_state(
+    trace: &[Value],
+    upto: usize,
+) -> std::collections::BTreeMap<String, (String, u64, bool)> {
+    let mut names = std::collections::HashMap::new();
+    let mut out = std::collections::BTreeMap::new();
+    for e in &trace[..upto] {
+        let node = e["node"].as_str().unwrap_or("").to_string();
+        match e["type"].as_str().unwrap() {
+            "hello" => {
+                let name = e["name"].as_str().unwrap().to_string();
+                names.insert(node, name.clone());
+                out.insert(name, ("follower".to_string(), 0, false));
+            }
+            "role" | "status" => {
+                let m = out.get_mut(&names[&node]).unwrap();
+                m.0 = e["role"].as_str().unwrap().to_string();
+                m.1 = e["term"].as_u64().unwrap();
+            }
+            "crash" => out.get_mut(&names[&node]).unwrap().2 = true,
+            "restart" => out.get_mut(&names[&node]).unwrap().2 = false,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The page's members as name → (role, term, crashed).
+fn page_nodes(s: &Value) -> std::collections::BTreeMap<String, (String, u64, bool)> {
+    s["nodes"]
+        .as_array()
+        .map(|ns| {
+            ns.iter()
+                .map(|n| {
+                    let crashed = n["crashed"] == true;
+                    let role = if crashed {
+                        "down"
+                    } else {
+                        n["role"].as_str().unwrap_or("")
+                    };
+                    (
+                        n["name"].as_str().unwrap_or("").to_string(),
+                        (role.to_string(), n["term"].as_u64().unwrap_or(0), crashed),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// As [`trace_state`], with a crashed member's role shown as `down`.
+fn shown(
+    mut m: std::collections::BTreeMap<String, (String, u64, bool)>,
+) -> std::collections::BTreeMap<String, (String, u64, bool)> {
+    for v in m.values_mut() {
+        if v.2 {
+            v.0 = "down".to_string();
+        }
+    }
+    m
+}
+
+#[test]
+fn the_page_replays_a_simulated_run_step_by_step() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("trace.json");
+    let sim = SimServer::start(1, &file);
+    let trace: Vec<Value> = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let n = trace.len();
+    let first_t = &trace[0]["t"];
+    let initial = trace.iter().take_while(|e| &e["t"] == first_t).count();
+    let leader_at = trace
+        .iter()
+        .position(|e| e["type"] == "role" && e["role"] == "leader")
+        .expect("the run elects a leader");
+    let crash_at = trace
+        .iter()
+        .position(|e| e["type"] == "crash")
+        .expect("the run crashes a member");
+    assert!(
+        initial <= leader_at && leader_at < crash_at,
+        "{initial} {leader_at} {crash_at}"
+    );
+    assert_eq!(trace[n - 1]["type"], "end");
+    assert_eq!(trace[n - 1]["ok"], true);
+    println!(
+        "trace of {n} events: first leader at event {leader_at}, first crash at {crash_at} \
+         ({:.1} s to record)",
+        started.elapsed().as_secs_f64()
+    );
+
+    let browser = Browser::start();
+    browser.open(&sim.url);
+    let pos = |s: &Value| s["replay"]["pos"].as_u64().map(|p| p as usize);
+    browser.wait_for("the trace loaded", Duration::from_secs(20), |s| {
+        s["replay"]["total"] == n && pos(s) == Some(initial)
+    });
+    let step = browser.find("#rp-step");
+    let step_to = |k: usize| {
+        let from = pos(&browser.state()).unwrap();
+        for i in from..k {
+            browser.click(&step);
+            let at = browser.eval("return window.raftkvDashboard.state().replay.pos");
+            assert_eq!(at, i + 1, "one step is one event");
+        }
+    };
+
+    // Step to the first leader election: the page shows that leader, in its term.
+    step_to(leader_at + 1);
+    let expect = shown(trace_state(&trace, leader_at + 1));
+    let (leader_name, (_, leader_term, _)) = expect
+        .iter()
+        .find(|(_, v)| v.0 == "leader")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .unwrap();
+    let s = browser.wait_for("the first leader", Duration::from_secs(10), |s| {
+        s["leader"] == leader_name.as_str() && s["term"] == leader_term && page_nodes(s) == expect
+    });
+    println!("after {} events the page shows {s}", leader_at + 1);
+    let ring_leader = format!("{leader_name} {leader_term}");
+    browser.wait_eval(
+        "the leader on the ring",
+        Duration::from_secs(10),
+        "const g = document.querySelector('#ring g.node[data-role=leader]'); \
+         return g ? g.dataset.name + ' ' + g.dataset.term : null",
+        |v| v == ring_leader.as_str(),
+    );
+
+    // Step past the first crash: that member shows as crashed; one step back, it does not.
+    step_to(crash_at + 1);
+    let crashed = {
+        let id = trace[crash_at]["node"].as_str().unwrap();
+        trace
+            .iter()
+            .find(|e| e["type"] == "hello" && e["node"] == id)
+            .unwrap()["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let expect = shown(trace_state(&trace, crash_at + 1));
+    assert!(expect[&crashed].2);
+    let s = browser.wait_for("the crashed member", Duration::from_secs(10), |s| {
+        page_nodes(s) == expect
+    });
+    println!("after the crash of {crashed} the page shows {s}");
+    browser.wait_eval(
+        "the crashed member greyed on the ring",
+        Duration::from_secs(10),
+        &format!(
+            "const g = document.querySelector('#ring g.node[data-name={crashed}]'); \
+             return g ? g.dataset.crashed + ' ' + g.dataset.role : null"
+        ),
+        |v| v == "true down",
+    );
+    let told = format!("{crashed} crashed");
+    browser.wait_eval(
+        "the crash in the event list",
+        Duration::from_secs(10),
+        "return document.getElementById('events').textContent",
+        |v| v.as_str().is_some_and(|t| t.contains(&told)),
+    );
+    browser.screenshot(&target_path("dashboard-replay-screenshot.png"));
+    browser.click(&browser.find("#rp-back"));
+    let expect_before = shown(trace_state(&trace, crash_at));
+    browser.wait_for(
+        "the member up again one step back",
+        Duration::from_secs(10),
+        |s| pos(s) == Some(crash_at) && page_nodes(s) == expect_before,
+    );
+
+    // Play at 16x to the end: the page shows the trace's final roles and terms.
+    browser.click(&browser.find("#rp-speed option[value='16']"));
+    browser.click(&browser.find("#rp-play"));
+    let played_at = Instant::now();
+    let expect = shown(trace_state(&trace, n));
+    let s = browser.wait_for("the end of the run", Duration::from_secs(90), |s| {
+        pos(s) == Some(n) && s["replay"]["playing"] == false && page_nodes(s) == expect
+    });
+    let final_leader = expect.iter().find(|(_, v)| v.0 == "leader").map(|(k, _)| k);
+    assert_eq!(s["leader"].as_str(), final_leader.map(|l| l.as_str()));
+    assert_eq!(s["replay"]["ended"]["ok"], true);
+    println!(
+        "played {:.1} virtual s at 16x in {:.1} s; the page shows {s}",
+        trace[n - 1]["t"].as_f64().unwrap() / 1000.0,
+        played_at.elapsed().as_secs_f64()
+    );
+    let shot = target_path("dashboard-replay-screenshot.png");
+    println!("screenshot: {}", shot.display());
+
+    // The same file through the page's file input.
+    let input = browser.find("#tracefile");
+    browser.send_keys(&input, file.to_str().unwrap());
+    browser.wait_for("the file opened", Duration::from_secs(20), |s| {
+        s["replay"]["name"] == "trace.json" && s["replay"]["total"] == n && pos(s) == Some(initial)
+    });
+    println!(
+        "dashboard replay browser test took {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }

@@ -13,6 +13,7 @@ use crate::disk::{restart_digest, restart_mode, SimStore};
 use crate::hash::{finish, mix};
 use crate::machine::NodeMachine;
 use crate::net::{is_request, NetStats, Topology};
+use crate::trace::{Body, DropReason, Recorder, TraceSink};
 use bytes::Bytes;
 use raft::{
     ConfChange, ConfChangeError, Configuration, EntryId, LogIndex, Message, MessageBody, NodeId,
@@ -147,6 +148,8 @@ pub struct Cluster {
     same_ms: (u64, u64),
     /// Fail rather than run past this many events.
     events_max: u64,
+    /// Records the dashboard's events when on ([`Cluster::record_trace`]).
+    recorder: Option<Box<Recorder>>,
 }
 
 /// More events than this at one virtual millisecond is a livelock (messages bouncing with
@@ -183,6 +186,7 @@ impl Cluster {
             next_token: 1,
             same_ms: (0, 0),
             events_max: u64::MAX,
+            recorder: None,
             cfg,
         };
         for i in 0..n {
@@ -286,6 +290,7 @@ impl Cluster {
         } else {
             self.same_ms = (self.now_ms, 1);
         }
+        self.trace_poll();
         match ev.kind {
             EventKind::Deliver {
                 msg,
@@ -362,6 +367,7 @@ impl Cluster {
             self.power_cut(n, out);
             return;
         }
+        self.trace_observe(n);
         for msg in out.drain(..) {
             self.send(n, msg);
         }
@@ -428,7 +434,9 @@ impl Cluster {
             self.stats.bytes += size;
         }
         let digest = msg_digest(&msg);
+        self.trace_msg(&msg);
         if !self.topo.can_send(from, to) || self.nodes[to].replica.is_none() {
+            self.trace_drop(&msg, self.nodes[to].replica.is_some());
             self.drop_msg(T_DROP_SEND, digest);
             return;
         }
@@ -440,6 +448,7 @@ impl Cluster {
         };
         let p_dup = net.duplicate;
         if p_drop > 0.0 && self.rng.gen_bool(p_drop) {
+            self.trace_loss(&msg);
             self.drop_msg(T_DROP_SEND, digest);
             return;
         }
@@ -503,6 +512,7 @@ impl Cluster {
             && self.nodes[to].incarnation == to_inc
             && self.nodes[to].replica.is_some();
         if !alive || !self.topo.can_send(from, to) {
+            self.trace_drop(&msg, alive);
             self.drop_msg(T_DROP_DELIVER, digest);
             return;
         }
@@ -527,6 +537,7 @@ impl Cluster {
     /// The network fault model now in force.
     pub fn set_net(&mut self, net: NetConfig) {
         self.trace_event(T_TOPOLOGY, 100);
+        self.trace_net(None, Body::Net(net.clone()));
         self.cfg.net = net;
     }
 
@@ -541,12 +552,14 @@ impl Cluster {
         let n = self.index_of(id);
         self.topo.set_connected(n, false);
         self.trace_event(T_TOPOLOGY, mix(1, id.0));
+        self.trace_net(Some(id), Body::Connect { up: false });
     }
 
     pub fn connect(&mut self, id: NodeId) {
         let n = self.index_of(id);
         self.topo.set_connected(n, true);
         self.trace_event(T_TOPOLOGY, mix(2, id.0));
+        self.trace_net(Some(id), Body::Connect { up: true });
     }
 
     pub fn is_connected(&self, id: NodeId) -> bool {
@@ -565,12 +578,15 @@ impl Cluster {
         }
         self.topo.partition(groups);
         self.trace_event(T_TOPOLOGY, h);
+        let groups = groups.iter().map(|g| g.to_vec()).collect();
+        self.trace_net(None, Body::Partition { groups });
     }
 
     /// Everyone connected, all links up.
     pub fn heal(&mut self) {
         self.topo.heal();
         self.trace_event(T_TOPOLOGY, 4);
+        self.trace_net(None, Body::Heal);
     }
 
     /// Enable or disable the one-way link `from → to`.
@@ -578,6 +594,7 @@ impl Cluster {
         let (f, t) = (self.index_of(from), self.index_of(to));
         self.topo.set_link(f, t, up);
         self.trace_event(T_TOPOLOGY, mix(mix(5, from.0), to.0 * 2 + up as u64));
+        self.trace_net(Some(from), Body::Link { to, up });
     }
 
     /// Whether the one-way link `from → to` is up (regardless of connected flags).
@@ -596,6 +613,9 @@ impl Cluster {
         let Some(r) = self.nodes[n].replica.take() else {
             return;
         };
+        if let Some(t) = self.recorder.as_mut() {
+            t.crash(self.now_ms, n, r.store().power().fired());
+        }
         let node = &mut self.nodes[n];
         node.incarnation += 1;
         node.ready_scheduled = false;
@@ -652,6 +672,9 @@ impl Cluster {
             self.crash(id);
         }
         self.start(n);
+        if let Some(t) = self.recorder.as_mut() {
+            t.restart(self.now_ms, n);
+        }
         self.counters.restarts += 1;
         self.trace_event(T_RESTART, id.0);
         self.drive(n);
@@ -1053,6 +1076,74 @@ impl Cluster {
 
     fn trace_event(&mut self, code: u64, detail: u64) {
         self.trace = mix(mix(mix(self.trace, code), self.now_ms), detail);
+    }
+
+    // ----- trace recording (see crate::trace; reads only, never draws or hashes) -----
+
+    /// Record the dashboard's events into `sink` from now on: a `hello`, `role`, `status`
+    /// and `log` for every node at once, then as [`crate::trace`] describes.
+    pub fn record_trace(&mut self, sink: TraceSink) {
+        let timing = (
+            self.cfg.election_ticks,
+            self.cfg.heartbeat_ticks,
+            self.cfg.tick_ms,
+        );
+        self.recorder = Some(Box::new(Recorder::new(sink, timing, self.now_ms)));
+        for n in 0..self.nodes.len() {
+            self.trace_observe(n);
+        }
+    }
+
+    /// Write every status and log change still held back by the coalescing (at the end
+    /// of a recorded run).
+    pub fn flush_trace(&mut self) {
+        if let Some(t) = self.recorder.as_mut() {
+            let nodes: Vec<_> = self.nodes.iter().map(|n| n.replica.as_ref()).collect();
+            t.flush(self.now_ms, &nodes, true);
+        }
+    }
+
+    fn trace_observe(&mut self, n: usize) {
+        if let Some(t) = self.recorder.as_mut() {
+            t.observe(self.now_ms, n, self.nodes[n].replica.as_ref());
+        }
+    }
+
+    fn trace_poll(&mut self) {
+        if let Some(t) = self.recorder.as_mut().filter(|t| t.wants_poll(self.now_ms)) {
+            let nodes: Vec<_> = self.nodes.iter().map(|n| n.replica.as_ref()).collect();
+            t.poll(self.now_ms, &nodes);
+        }
+    }
+
+    fn trace_msg(&mut self, msg: &Message) {
+        if let Some(t) = self.recorder.as_mut() {
+            t.msg(self.now_ms, msg);
+        }
+    }
+
+    /// `msg` is lost to a cut link (`receiver_up`) or to a node that is down.
+    fn trace_drop(&mut self, msg: &Message, receiver_up: bool) {
+        if let Some(t) = self.recorder.as_mut() {
+            let reason = if receiver_up {
+                DropReason::Cut
+            } else {
+                DropReason::Down
+            };
+            t.dropped(self.now_ms, msg, reason);
+        }
+    }
+
+    fn trace_loss(&mut self, msg: &Message) {
+        if let Some(t) = self.recorder.as_mut() {
+            t.dropped(self.now_ms, msg, DropReason::Loss);
+        }
+    }
+
+    fn trace_net(&mut self, node: Option<NodeId>, body: Body) {
+        if let Some(t) = self.recorder.as_mut() {
+            t.net(self.now_ms, node, body);
+        }
     }
 
     /// The one seeded RNG, for test scripts.

@@ -31,6 +31,7 @@ use crate::kvsim::{
     KvOp, KvSim, Program,
 };
 use crate::random::config_for_seed;
+use crate::trace::TraceSink;
 use raft::NodeId;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -156,9 +157,18 @@ struct Run {
 
 /// Run KV seed `seed`; panics (naming the seed and its replay command) on any failed check.
 pub fn run_kv_random(seed: u64) -> KvRunReport {
+    run_kv_random_recorded(seed, None)
+}
+
+/// [`run_kv_random`], recording the dashboard's events into `trace` (the same run: same
+/// report, same trace hash). On a panic, `trace` keeps what happened up to it.
+pub fn run_kv_random_recorded(seed: u64, trace: Option<&TraceSink>) -> KvRunReport {
     let (cfg, p) = kv_params_for_seed(seed);
     let y = yardstick_ms(&cfg);
     let mut k = KvSim::new(cfg);
+    if let Some(sink) = trace {
+        k.cluster_mut().record_trace(sink.clone());
+    }
     k.set_repro(kv_repro_command(seed));
     let budget_s =
         1 + (p.iterations as u64 * (p.client_yardsticks + 4 * KV_LIVENESS_YARDSTICKS) * y) / 1000;
@@ -180,6 +190,7 @@ pub fn run_kv_random(seed: u64) -> KvRunReport {
     for iteration in 0..run.p.iterations {
         run.iteration(iteration);
     }
+    run.k.cluster_mut().flush_trace();
     run.finish()
 }
 

@@ -24,7 +24,9 @@
 //!   crash rounds, append-order, size and linearizability checks) on [`KvSim`];
 //! - [`kvrandom`]: [`run_kv_random`], seeded random KV runs (client mix and a fault schedule
 //!   from one seed) checked the same way;
-//! - [`hash`]: deterministic hashing for traces and registries.
+//! - [`hash`]: deterministic hashing for traces and registries;
+//! - [`trace`]: recording a run as the dashboard's events ([`Cluster::record_trace`],
+//!   [`TraceSink`]), for `raftkv sim --trace` and the page's replay.
 //!
 //! The model: each node ticks every `tick_ms` (with a seeded phase); a message is routed when
 //! sent (dropped if a partition, a crash or the loss model says so, else scheduled after a
@@ -71,17 +73,19 @@ pub mod kvsim;
 pub mod machine;
 pub mod net;
 pub mod random;
+pub mod trace;
 
 pub use app::{AppliedEntry, Recording, SimStateMachine};
 pub use cluster::{Cluster, Counters};
 pub use config::{LongReorder, NetConfig, SimConfig};
 pub use disk::SimStore;
 pub use generic::{run_generic, GenericParams, GenericReport};
-pub use kvrandom::{kv_repro_command, run_kv_random, KvRunReport};
+pub use kvrandom::{kv_repro_command, run_kv_random, run_kv_random_recorded, KvRunReport};
 pub use kvsim::{ClerkConfig, ClerkId, KvOp, KvReply, KvSim, Program};
 pub use machine::NodeMachine;
 pub use net::NetStats;
 pub use random::{
-    config_for_seed, repro_command, repro_command_with, run_random, run_random_with, RandomOptions,
-    RunReport,
+    config_for_seed, repro_command, repro_command_with, run_random, run_random_recorded,
+    run_random_traced, run_random_with, RandomOptions, RunReport,
 };
+pub use trace::{Trace, TraceSink};

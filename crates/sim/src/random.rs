@@ -16,6 +16,7 @@
 use crate::cluster::Cluster;
 use crate::config::{NetConfig, SimConfig};
 use crate::hash::finish;
+use crate::trace::TraceSink;
 use bytes::Bytes;
 use raft::{LogIndex, NodeId};
 use rand::seq::SliceRandom;
@@ -194,6 +195,22 @@ pub fn run_random(seed: u64, minutes: u64) -> RunReport {
 /// [`run_random`] with `opts` mixed into the schedule (a failure's reproduction command
 /// names them).
 pub fn run_random_with(seed: u64, minutes: u64, opts: RandomOptions) -> RunReport {
+    run_random_traced(seed, minutes, opts, None)
+}
+
+/// [`run_random`], recording the dashboard's events into `trace` (the same run: same
+/// report, same trace hash). On a panic, `trace` keeps what happened up to it.
+pub fn run_random_recorded(seed: u64, minutes: u64, trace: Option<&TraceSink>) -> RunReport {
+    run_random_traced(seed, minutes, RandomOptions::default(), trace)
+}
+
+/// [`run_random_with`], recording into `trace` as [`run_random_recorded`] does.
+pub fn run_random_traced(
+    seed: u64,
+    minutes: u64,
+    opts: RandomOptions,
+    trace: Option<&TraceSink>,
+) -> RunReport {
     let cfg = config_for_seed(seed);
     let report = RunReport {
         seed,
@@ -227,6 +244,9 @@ pub fn run_random_with(seed: u64, minutes: u64, opts: RandomOptions) -> RunRepor
         trace_hash: 0,
     };
     let mut c = Cluster::new(cfg);
+    if let Some(sink) = trace {
+        c.record_trace(sink.clone());
+    }
     c.set_event_budget(EVENTS_PER_MINUTE_MAX * (minutes + 1));
     let mut run = Run {
         c,
@@ -242,6 +262,7 @@ pub fn run_random_with(seed: u64, minutes: u64, opts: RandomOptions) -> RunRepor
         run.act();
     }
     run.liveness(minutes);
+    run.c.flush_trace();
     run.finish()
 }
 

@@ -242,13 +242,14 @@ impl TraceSink {
 }
 
 /// One seeded run, recorded — what `raftkv sim` and `sim --trace` run: a Raft-level run of
-/// `minutes` ([`crate::run_random`]) or, with `kv`, a KV run ([`crate::run_kv_random`]).
-/// Returns `Ok(report and trace hash)` or `Err(the failure)` of a failing seed, and the trace
-/// closed by an `end` event that carries the same text.
+/// `minutes` with `opts` ([`crate::run_random_with`]) or, with `kv`, a KV run
+/// ([`crate::run_kv_random`]). Returns `Ok(report and trace hash)` or `Err(the failure)` of a
+/// failing seed, and the trace closed by an `end` event that carries the same text.
 pub fn record_seed(
     seed: u64,
     minutes: u64,
     kv: bool,
+    opts: crate::RandomOptions,
     events_max: usize,
 ) -> (Result<String, String>, Trace) {
     let sink = TraceSink::new(events_max);
@@ -257,7 +258,7 @@ pub fn record_seed(
             let r = crate::run_kv_random_recorded(seed, Some(&sink));
             format!("{r}\ntrace hash: {:016x}", r.trace_hash)
         } else {
-            let r = crate::run_random_recorded(seed, minutes, Some(&sink));
+            let r = crate::run_random_traced(seed, minutes, opts, Some(&sink));
             format!("{r}\ntrace hash: {:016x}", r.trace_hash)
         }
     }));
@@ -726,6 +727,19 @@ mod tests {
             let t = sink.lock();
             assert!(t.events.len() > 1_000 && t.left_out == 0, "seed {seed}");
         }
+        // With membership changes: nodes added later get their `hello` too.
+        let opts = crate::RandomOptions { membership: true };
+        let sink = TraceSink::new(TRACE_EVENTS_MAX_DEFAULT);
+        let r = crate::run_random_traced(4, 1, opts, Some(&sink));
+        assert_eq!(r, crate::run_random_with(4, 1, opts));
+        assert!(r.nodes_added > 0, "seed 4 adds nodes: {r}");
+        let hellos = sink
+            .lock()
+            .events
+            .iter()
+            .filter(|e| e.body.type_name() == "hello")
+            .count();
+        assert_eq!(hellos, r.nodes + r.nodes_added as usize, "{r}");
         let sink = TraceSink::new(TRACE_EVENTS_MAX_DEFAULT);
         assert_eq!(run_kv_random_recorded(5, Some(&sink)), run_kv_random(5));
         assert!(!sink.lock().events.is_empty());
