@@ -125,6 +125,28 @@ impl KvStateMachine {
         }
     }
 
+    /// Apply the encoded command at `index` when nobody waits for its reply (a restarted
+    /// node replaying its log, a follower): the same state change as
+    /// [`KvStateMachine::apply_bytes`], without encoding a reply that would be dropped (a
+    /// command with a session still records its reply: a retry may ask for it).
+    pub fn apply_bytes_unobserved(&mut self, index: LogIndex, data: &[u8]) {
+        if MetaCommand::is_meta(data) {
+            self.apply_bytes(index, data);
+            return;
+        }
+        self.advance(index);
+        if let Ok(cmd) = Command::decode(data) {
+            match cmd.session {
+                Some(_) if cmd.request.is_write() => {
+                    self.execute(index, &cmd);
+                }
+                _ => {
+                    let _ = self.store.execute(&cmd.request);
+                }
+            }
+        }
+    }
+
     /// Apply `cmd` as the entry at `index` and return its encoded [`crate::CommandResult`].
     pub fn apply_command(&mut self, index: LogIndex, cmd: &Command) -> Bytes {
         self.advance(index);
@@ -340,6 +362,13 @@ impl StateMachine for KvStateMachine {
                 self.advance(entry.index);
                 Bytes::new()
             }
+        }
+    }
+
+    fn apply_entry_unobserved(&mut self, entry: &Entry) {
+        match entry.kind {
+            EntryKind::Normal => self.apply_bytes_unobserved(entry.index, &entry.data),
+            EntryKind::Noop | EntryKind::Config => self.advance(entry.index),
         }
     }
 

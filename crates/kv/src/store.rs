@@ -277,6 +277,15 @@ fn sort_kvs(kvs: &mut [KeyValue], order: SortOrder, target: SortTarget) {
     }
 }
 
+/// What [`Write::write`] did to a key.
+struct Written {
+    /// The key as it was, when asked for and present.
+    prev: Option<KeyValue>,
+    /// The key's version and value length now.
+    version: i64,
+    value_len: usize,
+}
+
 /// One write request in progress: every change it makes carries revision `rev`, and the store
 /// moves to `rev` on [`Write::commit`] only if something changed. Operations here cannot fail:
 /// everything that could refuse the request was checked before [`Write::begin`].
@@ -319,30 +328,41 @@ impl<'a> Write<'a> {
         }
     }
 
-    /// Write `value` at `key` as this request's revision; returns the key as it was.
-    fn write(&mut self, key: &Bytes, value: Bytes) -> (Option<KeyValue>, &KeyValue) {
+    /// Write `value` at `key` as this request's revision. One map lookup when the key exists
+    /// (the common case: a replayed log mostly overwrites), and its previous state is cloned
+    /// only when `want_prev`.
+    fn write(&mut self, key: &Bytes, value: Bytes, want_prev: bool) -> Written {
         self.changed = true;
         let rev = self.rev;
-        let prev = self.store.kvs.get(key).cloned();
-        let kv = self
-            .store
-            .kvs
-            .entry(key.clone())
-            .and_modify(|kv| {
-                assert!(kv.mod_revision < rev, "a key is written once per revision");
-                kv.value = value.clone();
-                kv.mod_revision = rev;
-                kv.version += 1;
-            })
-            .or_insert_with(|| KeyValue {
+        if let Some(kv) = self.store.kvs.get_mut(key) {
+            assert!(kv.mod_revision < rev, "a key is written once per revision");
+            let prev = want_prev.then(|| kv.clone());
+            kv.value = value;
+            kv.mod_revision = rev;
+            kv.version += 1;
+            return Written {
+                prev,
+                version: kv.version,
+                value_len: kv.value.len(),
+            };
+        }
+        let value_len = value.len();
+        self.store.kvs.insert(
+            key.clone(),
+            KeyValue {
                 key: key.clone(),
                 value,
                 create_revision: rev,
                 mod_revision: rev,
                 version: 1,
                 lease: 0,
-            });
-        (prev, kv)
+            },
+        );
+        Written {
+            prev: None,
+            version: 1,
+            value_len,
+        }
     }
 
     pub(crate) fn put(&mut self, req: &PutRequest) -> PutResponse {
@@ -354,10 +374,10 @@ impl<'a> Write<'a> {
         } else {
             req.value.clone()
         };
-        let (prev, _) = self.write(&req.key, value);
+        let written = self.write(&req.key, value, req.prev_kv);
         PutResponse {
             revision: self.visible_revision(),
-            prev_kv: if req.prev_kv { prev } else { None },
+            prev_kv: written.prev,
         }
     }
 
@@ -372,12 +392,11 @@ impl<'a> Write<'a> {
             Some(kv) => kv.value.clone(),
             None => req.suffix.clone(),
         };
-        let (_, kv) = self.write(&req.key, value);
-        let (version, value_len) = (kv.version, kv.value.len() as u64);
+        let written = self.write(&req.key, value, false);
         AppendResponse {
             revision: self.visible_revision(),
-            version,
-            value_len,
+            version: written.version,
+            value_len: written.value_len as u64,
         }
     }
 

@@ -302,9 +302,14 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
                 self.applied.next(),
                 "committed entries must apply contiguously from applied + 1"
             );
-            let result = self.sm.apply_entry(entry);
-            self.applied = entry.index;
-            self.waiters.applied(entry.id(), &result, done);
+            if self.waiters.waits_for(entry.index) {
+                let result = self.sm.apply_entry(entry);
+                self.applied = entry.index;
+                self.waiters.applied(entry.id(), &result, done);
+            } else {
+                self.sm.apply_entry_unobserved(entry);
+                self.applied = entry.index;
+            }
         }
         for rs in &rd.read_states {
             self.waiters

@@ -27,6 +27,14 @@ pub trait StateMachine {
             EntryKind::Noop | EntryKind::Config => Bytes::new(),
         }
     }
+
+    /// [`StateMachine::apply_entry`] for an entry no client of this node waits for (a
+    /// follower's entries, a restarted node's replay): its result would be dropped. The
+    /// state must change exactly as `apply_entry` would change it; a machine may skip
+    /// building the result. The default calls `apply_entry`.
+    fn apply_entry_unobserved(&mut self, entry: &Entry) {
+        let _ = self.apply_entry(entry);
+    }
 }
 
 /// Where a node's outgoing messages go. Delivery is best effort: the network may lose,

@@ -30,6 +30,11 @@ impl Waiters {
         self.proposals_len += 1;
     }
 
+    /// Whether a proposal waits for the entry at `index`.
+    pub fn waits_for(&self, index: LogIndex) -> bool {
+        self.proposals.contains_key(&index)
+    }
+
     /// The entry `id` was applied with `result`: complete the proposals at its index.
     pub fn applied(&mut self, id: EntryId, result: &Bytes, out: &mut Vec<Completion>) {
         let Some(waiting) = self.proposals.remove(&id.index) else {

@@ -415,3 +415,43 @@ fn a_format_1_snapshot_without_meta_still_restores() {
     other.try_restore(&v1).unwrap();
     assert_eq!(other, sm);
 }
+
+#[test]
+fn applying_unobserved_changes_the_state_exactly_as_applying_with_replies() {
+    // Every kind of entry: the workload's commands (sessions, a refused one, txn, appends,
+    // deletes), a duplicate and a stale retry, meta commands, undecodable bytes, no-ops.
+    let mut entries: Vec<(EntryKind, Bytes)> = workload()
+        .iter()
+        .map(|c| (EntryKind::Normal, c.encode()))
+        .collect();
+    let retried = Command::with_session(AppendRequest::new(b("log"), b("y")), 2, 2).encode();
+    let stale = Command::with_session(AppendRequest::new(b("log"), b("x")), 2, 1).encode();
+    entries.extend([
+        (EntryKind::Normal, retried),
+        (EntryKind::Normal, stale),
+        (EntryKind::Noop, Bytes::new()),
+        (
+            EntryKind::Normal,
+            MetaCommand::Put {
+                key: b("m"),
+                value: b("1"),
+            }
+            .encode(),
+        ),
+        (EntryKind::Normal, b("\u{1}garbage")),
+        (EntryKind::Config, Bytes::new()),
+    ]);
+    let (mut observed, mut unobserved) = (KvStateMachine::default(), KvStateMachine::default());
+    for (i, (kind, data)) in entries.into_iter().enumerate() {
+        let entry = Entry {
+            term: Term(1),
+            index: LogIndex(i as u64 + 1),
+            kind,
+            data,
+        };
+        observed.apply_entry(&entry);
+        unobserved.apply_entry_unobserved(&entry);
+        assert_eq!(observed, unobserved, "after entry {}", i + 1);
+    }
+    assert_eq!(observed.encode_snapshot(), unobserved.encode_snapshot());
+}
