@@ -21,12 +21,12 @@
 //! is the refusing variant); change state on a refused restore.
 
 use crate::codec::{self, Reader, Writer};
-use crate::command::{encode_result, Command};
+use crate::command::{encode_result, ClientSeq, Command};
 use crate::error::DecodeError;
 use crate::meta::{MetaCommand, META_ENTRIES_MAX, META_KEY_BYTES_MAX, META_VALUE_BYTES_MAX};
 use crate::session::{Admission, Session, Sessions};
 use crate::store::{kv_is_valid, Store, INITIAL_REVISION};
-use crate::types::{RangeRequest, RangeResponse};
+use crate::types::{RangeRequest, RangeResponse, Response};
 use crate::KvError;
 use bytes::Bytes;
 use raft::{Entry, EntryKind, LogIndex};
@@ -120,7 +120,7 @@ impl KvStateMachine {
             };
         }
         match Command::decode(data) {
-            Ok(cmd) => self.execute(index, &cmd),
+            Ok(cmd) => self.execute_owned(index, cmd),
             Err(e) => encode_result(&Err(KvError::Decode(e))),
         }
     }
@@ -138,10 +138,10 @@ impl KvStateMachine {
         if let Ok(cmd) = Command::decode(data) {
             match cmd.session {
                 Some(_) if cmd.request.is_write() => {
-                    self.execute(index, &cmd);
+                    self.execute_owned(index, cmd);
                 }
                 _ => {
-                    let _ = self.store.execute(&cmd.request);
+                    let _ = self.store.execute_owned(cmd.request);
                 }
             }
         }
@@ -181,14 +181,33 @@ impl KvStateMachine {
     }
 
     fn execute(&mut self, index: LogIndex, cmd: &Command) -> Bytes {
-        let session = match (cmd.session, &cmd.request) {
-            (Some(s), req) if req.is_write() => s,
-            _ => return encode_result(&self.store.execute(&cmd.request)),
+        let write_session = cmd.session.filter(|_| cmd.request.is_write());
+        self.run(index, write_session, |store| store.execute(&cmd.request))
+    }
+
+    /// [`KvStateMachine::execute`] of a decoded command: its values move into the store.
+    fn execute_owned(&mut self, index: LogIndex, cmd: Command) -> Bytes {
+        let write_session = cmd.session.filter(|_| cmd.request.is_write());
+        self.run(index, write_session, move |store| {
+            store.execute_owned(cmd.request)
+        })
+    }
+
+    /// Runs `exec` on the store — once per session sequence number when `session` is set —
+    /// and returns the encoded result.
+    fn run(
+        &mut self,
+        index: LogIndex,
+        session: Option<ClientSeq>,
+        exec: impl FnOnce(&mut Store) -> Result<Response, KvError>,
+    ) -> Bytes {
+        let Some(session) = session else {
+            return encode_result(&exec(&mut self.store));
         };
         let (client_id, seq) = (session.client_id, session.seq);
         match self.sessions.admit(client_id, seq, index) {
             Admission::Apply => {
-                let reply = encode_result(&self.store.execute(&cmd.request));
+                let reply = encode_result(&exec(&mut self.store));
                 self.sessions.record(client_id, seq, index, reply.clone());
                 reply
             }

@@ -85,6 +85,15 @@ impl Store {
         })
     }
 
+    /// [`Store::execute`] of a request the caller gives up: a put's value moves into the
+    /// store instead of being shared with the request.
+    pub fn execute_owned(&mut self, req: Request) -> Result<Response, KvError> {
+        match req {
+            Request::Put(r) => Ok(Response::Put(self.put_owned(r)?)),
+            req => self.execute(&req),
+        }
+    }
+
     /// etcd's Range. `revision` must be 0 (or negative) or the current revision.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, KvError> {
         let kr = KeyRange::new(&req.key, &req.range_end)?;
@@ -98,6 +107,17 @@ impl Store {
         self.check_put_target(req)?;
         let mut w = Write::begin(self);
         let resp = w.put(req);
+        w.commit();
+        Ok(resp)
+    }
+
+    /// [`Store::put`] taking the request's value.
+    pub fn put_owned(&mut self, mut req: PutRequest) -> Result<PutResponse, KvError> {
+        check_put(&req)?;
+        self.check_put_target(&req)?;
+        let value = std::mem::take(&mut req.value);
+        let mut w = Write::begin(self);
+        let resp = w.put_value(&req, value);
         w.commit();
         Ok(resp)
     }
@@ -366,13 +386,18 @@ impl<'a> Write<'a> {
     }
 
     pub(crate) fn put(&mut self, req: &PutRequest) -> PutResponse {
+        self.put_value(req, req.value.clone())
+    }
+
+    /// [`Write::put`] of `value` (the request's, taken from it).
+    fn put_value(&mut self, req: &PutRequest, value: Bytes) -> PutResponse {
         let value = if req.ignore_value {
             let kv = self.store.kvs.get(&req.key);
             kv.expect("ignore_value on a missing key is refused before the write")
                 .value
                 .clone()
         } else {
-            req.value.clone()
+            value
         };
         let written = self.write(&req.key, value, req.prev_kv);
         PutResponse {

@@ -807,3 +807,35 @@ fn execute_dispatches_every_request() {
     assert_eq!(r.revision(), 4);
     s.check_invariants();
 }
+
+#[test]
+fn an_owned_put_does_what_a_borrowed_put_does() {
+    let reqs = [
+        PutRequest::new(b("a"), b("1")),
+        PutRequest {
+            prev_kv: true,
+            ..PutRequest::new(b("a"), b("2"))
+        },
+        PutRequest {
+            ignore_value: true,
+            prev_kv: true,
+            ..PutRequest::new(b("a"), Bytes::new())
+        },
+        PutRequest {
+            ignore_value: true,
+            ..PutRequest::new(b("missing"), Bytes::new())
+        },
+        PutRequest::new(Bytes::new(), b("no key")),
+        PutRequest::new(b("b"), b("3")),
+    ];
+    let (mut borrowed, mut owned) = (Store::new(), Store::new());
+    for req in reqs {
+        let expect = borrowed.put(&req);
+        assert_eq!(owned.put_owned(req.clone()), expect, "{req:?}");
+        assert_eq!(
+            owned.execute_owned(Request::Put(req.clone())).map(|_| ()),
+            borrowed.execute(&Request::Put(req)).map(|_| ())
+        );
+        assert_eq!(owned, borrowed);
+    }
+}
