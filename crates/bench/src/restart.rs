@@ -16,8 +16,8 @@
 //!   after 1 ms when it failed at once). Between "serving" and the first read the member
 //!   applies its log into the state machine (and, alone, elects itself).
 //!
-//! With one member, each run stops it (SIGTERM) and starts it again. With three, a follower is
-//! SIGKILLed and restarted while the other two keep serving.
+//! Each run SIGKILLs the member (a crash: everything acknowledged is on disk) and starts it
+//! again; with three members, a follower is restarted while the other two keep serving.
 //!
 //! Owns: generating the directory, one restart's record. Must never: count a probe answered
 //! before the spawn, or reuse a directory generated with other parameters.
@@ -172,6 +172,10 @@ pub async fn ensure_generated(procs: &mut Procs, g: &Generate) -> Result<Option<
     }
     progress.abort();
     let took = started.elapsed();
+    // Let the runtime close the writers' connections first: a member stops cleanly only
+    // once its clients are gone, and `stop` blocks this (the runtime's) thread.
+    drop(channels);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     for i in 0..procs.len() {
         procs.stop(i, Duration::from_secs(30));
     }

@@ -35,7 +35,8 @@ struct Args {
     /// Concurrent writers while generating.
     #[arg(long, default_value_t = 128)]
     clients: usize,
-    /// 1: restart the only member; 3: restart a follower while the other two serve.
+    /// 1: restart the only member; 3: restart a follower while the other two serve (each run
+    /// SIGKILLs the member, then starts it again).
     #[arg(long, default_value_t = 1)]
     members: usize,
     /// `--snapshot-count` (0: never snapshot, so the WAL holds every entry).
@@ -139,11 +140,7 @@ fn run(args: &Args) -> Result<(), String> {
         let mut runs = Vec::new();
         for r in 0..args.runs {
             if procs.is_running(victim) {
-                if args.members == 1 {
-                    procs.stop(victim, Duration::from_secs(30));
-                } else {
-                    procs.kill(victim);
-                }
+                procs.kill(victim);
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             let load = procs::load_average();
