@@ -314,13 +314,18 @@ async fn run_sender(
 /// A connection the peer closes sooner than this after it was opened counts as refused.
 const PEER_CLOSED_QUICKLY: Duration = Duration::from_secs(1);
 
-/// Sleeps `backoff` (doubling it, up to 500 ms); false when cancelled meanwhile.
+/// Longest pause between two dials of an unreachable peer. A restarted peer hears from
+/// us (the leader's appends, a vote) at most this long after it listens again; etcd's peer
+/// streams redial every 100 ms too.
+const REDIAL_MAX: Duration = Duration::from_millis(100);
+
+/// Sleeps `backoff` (doubling it, up to [`REDIAL_MAX`]); false when cancelled meanwhile.
 async fn pause(cancel: &CancellationToken, backoff: &mut Duration) -> bool {
     tokio::select! {
         _ = cancel.cancelled() => return false,
         _ = tokio::time::sleep(*backoff) => {}
     }
-    *backoff = (*backoff * 2).min(Duration::from_millis(500));
+    *backoff = (*backoff * 2).min(REDIAL_MAX);
     true
 }
 
