@@ -481,6 +481,7 @@ impl<M: StateMachine + 'static> Driver<M> {
     ) -> Result<(), NodeError> {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.replay()?;
         loop {
             tokio::select! {
                 biased;
@@ -532,6 +533,27 @@ impl<M: StateMachine + 'static> Driver<M> {
         self.fail_all();
         if self.removed_at.is_some() {
             return Err(NodeError::Removed);
+        }
+        Ok(())
+    }
+
+    /// Apply what the log holds as committed (a restarted node's replay) before serving
+    /// anything, and log how long it took.
+    fn replay(&mut self) -> Result<(), NodeError> {
+        let started = std::time::Instant::now();
+        let from = self.replica.applied_index();
+        let done = self
+            .replica
+            .handle_ready(&mut self.tap.transport(&mut self.sender))?;
+        self.complete(done);
+        let to = self.replica.applied_index();
+        if to > from {
+            tracing::info!(
+                entries = to.0 - from.0,
+                applied = to.0,
+                ms = started.elapsed().as_millis() as u64,
+                "log replayed into the state machine"
+            );
         }
         Ok(())
     }
