@@ -10,7 +10,8 @@
 //! Per run, clocks start just before the spawn:
 //! - **WAL recovered** and **member serving** (the gRPC port answers): the timestamps of the
 //!   member's own log lines "WAL recovered" (with its segment and entry counts) and "raftkv
-//!   member serving", against the wall clock at spawn;
+//!   member serving", against the wall clock at spawn; **replay**: the duration its line "log
+//!   replayed into the state machine" reports (applying the committed log at start);
 //! - **first read** / **first write**: the first linearizable `KV.Range` / raw `KV.Put`
 //!   acknowledged through the restarted member (probes resent as soon as an attempt fails,
 //!   after 1 ms when it failed at once). Between "serving" and the first read the member
@@ -62,10 +63,17 @@ pub struct Restart {
     pub wal_segments: Option<u64>,
     pub wal_entries: Option<u64>,
     pub member_serving: Option<Duration>,
+    /// The member's own "log replayed into the state machine" line: entries applied at
+    /// start and how long that took.
+    pub replayed_entries: Option<u64>,
+    pub replay: Option<Duration>,
     pub first_read: Duration,
     pub first_write: Duration,
     /// Peak resident memory of the member once it served (`VmHWM`), bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// CPU time (user + system, every thread) the member had used once it served: what the
+    /// restart costs regardless of how many other processes share the cores.
+    pub cpu_to_serving: Option<Duration>,
 }
 
 impl Restart {
@@ -81,10 +89,13 @@ impl Restart {
             "wal_segments": self.wal_segments,
             "wal_entries": self.wal_entries,
             "member_serving_ms": self.member_serving.map(ms),
+            "replayed_entries": self.replayed_entries,
+            "replay_ms": self.replay.map(ms),
             "first_read_ms": ms(self.first_read),
             "first_write_ms": ms(self.first_write),
             "serving_ms": ms(self.serving()),
             "peak_rss_bytes": self.peak_rss_bytes,
+            "cpu_to_serving_ms": self.cpu_to_serving.map(ms),
         })
     }
 }
@@ -254,6 +265,7 @@ pub async fn restart_once(procs: &mut Procs, victim: usize) -> Result<Restart, S
         }
     };
     let (first_read, first_write) = tokio::try_join!(read, write)?;
+    let cpu_to_serving = pid.and_then(cpu_time);
     let peak_rss_bytes = pid.and_then(peak_rss);
     let lines = read_from(&spec.log_path, log_offset);
     let since_spawn = |needle: &str| {
@@ -264,14 +276,22 @@ pub async fn restart_once(procs: &mut Procs, victim: usize) -> Result<Restart, S
             .and_then(|t| t.duration_since(wall).ok())
     };
     let recovered_line = lines.lines().find(|l| l.contains("WAL recovered"));
+    let replayed_line = lines
+        .lines()
+        .find(|l| l.contains("log replayed into the state machine"));
     Ok(Restart {
         wal_recovered: since_spawn("WAL recovered"),
         wal_segments: recovered_line.and_then(|l| field(l, "segments")),
         wal_entries: recovered_line.and_then(|l| field(l, "entries")),
         member_serving: since_spawn("raftkv member serving"),
+        replayed_entries: replayed_line.and_then(|l| field(l, "entries")),
+        replay: replayed_line
+            .and_then(|l| field(l, "ms"))
+            .map(Duration::from_millis),
         first_read,
         first_write,
         peak_rss_bytes,
+        cpu_to_serving,
     })
 }
 
@@ -305,6 +325,19 @@ fn peak_rss(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// User + system CPU time of process `pid` so far (`/proc/<pid>/stat`, clock-tick resolution).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = u64::try_from(per_second).ok().filter(|&t| t > 0)?;
+    Some(Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }
 
 /// `name=<number>` in a log line.

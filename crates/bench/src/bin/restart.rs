@@ -147,15 +147,17 @@ fn run(args: &Args) -> Result<(), String> {
             let one = restart::restart_once(&mut procs, victim).await?;
             eprintln!(
                 "run {}/{}: WAL recovered {} ({} entries, {} segments), member serving {}, \
-                 first read {:.0} ms, first write {:.0} ms, peak RSS {}  [load {load}]",
+                 replay {}, first read {:.0} ms, first write {:.0} ms, CPU {}, peak RSS {}  [load {load}]",
                 r + 1,
                 args.runs,
                 ms_opt(one.wal_recovered),
                 one.wal_entries.map_or("?".into(), |n| n.to_string()),
                 one.wal_segments.map_or("?".into(), |n| n.to_string()),
                 ms_opt(one.member_serving),
+                ms_opt(one.replay),
                 one.first_read.as_secs_f64() * 1e3,
                 one.first_write.as_secs_f64() * 1e3,
+                ms_opt(one.cpu_to_serving),
                 one.peak_rss_bytes
                     .map_or("?".into(), |b| format!("{} MiB", b >> 20)),
             );
@@ -200,6 +202,8 @@ fn report(
             "spawn -> serving (read and write)",
             Sample::new(runs.iter().map(Restart::serving)),
         ),
+        ("member CPU time until serving", opt(|r| r.cpu_to_serving)),
+        ("replay into the state machine (log)", opt(|r| r.replay)),
     ];
     let serving = Sample::new(runs.iter().map(Restart::serving));
     let wal_entries = runs.iter().filter_map(|r| r.wal_entries).max();
@@ -211,6 +215,8 @@ fn report(
             ("first_read", &rows[2].1),
             ("first_write", &rows[3].1),
             ("serving", &rows[4].1),
+            ("cpu_to_serving", &rows[5].1),
+            ("replay", &rows[6].1),
         ]
         .into_iter()
         .map(|(k, s)| (k.to_string(), s.json()))
