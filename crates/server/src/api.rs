@@ -192,12 +192,23 @@ impl Api {
     ) -> Result<Bytes, Status> {
         let deadline = self.deadline();
         loop {
-            let attempt =
-                tokio::time::timeout_at(deadline, self.inner.handle.propose(data.clone())).await;
-            let failure = match attempt {
-                Err(_) => return Err(Status::deadline_exceeded(TIMED_OUT)),
-                Ok(Ok(result)) => return Ok(result),
-                Ok(Err(f)) => f,
+            let failure = match self.known_leader_elsewhere() {
+                // A follower that knows the leader forwards at once: asking its own driver
+                // first would cost two thread hand-offs to learn the same thing. (A stale
+                // status only costs a NOT_LEADER answer from the old leader and a retry.)
+                Some(leader) if may_forward => ProposeFailure::NotLeader {
+                    leader: Some(leader),
+                },
+                _ => {
+                    let attempt =
+                        tokio::time::timeout_at(deadline, self.inner.handle.propose(data.clone()))
+                            .await;
+                    match attempt {
+                        Err(_) => return Err(Status::deadline_exceeded(TIMED_OUT)),
+                        Ok(Ok(result)) => return Ok(result),
+                        Ok(Err(f)) => f,
+                    }
+                }
             };
             match failure {
                 ProposeFailure::NotLeader { leader: Some(l) } if l != self.inner.me => {
@@ -231,6 +242,16 @@ impl Api {
                     return Err(Status::internal(format!("raftkv: {e}")))
                 }
             }
+        }
+    }
+
+    /// The leader the latest published status names, when it is another member and this
+    /// member does not lead.
+    fn known_leader_elsewhere(&self) -> Option<NodeId> {
+        let st = self.inner.handle.status();
+        match st.leader {
+            Some(l) if l != self.inner.me && st.role != raft::Role::Leader => Some(l),
+            _ => None,
         }
     }
 

@@ -415,12 +415,14 @@ async fn a_lagging_member_catches_up_by_snapshot() {
         st.snapshot_index >= 200,
         "caught up through an installed snapshot: {st:?}"
     );
+    // Linearizable: the leader's published status may trail its last answered put by one
+    // loop turn, so `commit` above need not cover the 300th write yet; ReadIndex does.
     let mut lkv = KvClient::new(channel(p.client[lag]).await);
     let r = lkv
         .range(pb::RangeRequest {
             key: b"k".to_vec(),
             range_end: b"l".to_vec(),
-            serializable: true,
+            serializable: false,
             count_only: true,
             ..Default::default()
         })
