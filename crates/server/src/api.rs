@@ -3,11 +3,14 @@
 //! read — each bounded by the request deadline.
 //!
 //! Retry rules (a retry never applies a write twice):
-//! - not the leader, leader known: forward the encoded command to it (`Peer.Forward`), once
-//!   per attempt; a forwarded command is never forwarded again;
+//! - not the leader, leader known: forward the encoded command to it, once per attempt —
+//!   as a frame on the peer transport ([`crate::forward`]), or by `Peer.Forward` on its
+//!   client URL when the transport does not reach it; a forwarded command is never
+//!   forwarded again;
 //! - no leader: wait for one (status change events), then try again;
 //! - the entry was overwritten by a new leader (`Lost`): it never applied, so propose again;
-//! - the outcome is unknown (`Unknown`, or the forwarding call broke mid-flight): propose
+//! - the outcome is unknown (`Unknown`, the forwarding connection broke mid-flight, or the
+//!   leader changed while a forwarded command waited for its answer): propose
 //!   again only for a command with a session (the state machine drops the duplicate); else
 //!   answer "etcdserver: leader changed";
 //! - the deadline passed: "etcdserver: request timed out" (DEADLINE_EXCEEDED).
@@ -18,6 +21,7 @@
 //! whose earlier try may have applied.
 
 use crate::convert::{self, Header};
+use crate::forward::{self, Forwarder, Outcome};
 use crate::members::Members;
 use crate::runtime::{NodeHandle, ProposeFailure, ReadFailure};
 use bytes::Bytes;
@@ -66,6 +70,7 @@ struct Inner {
     /// Source address of forwarding connections (the client-listen IP when specific).
     local_ip: Option<std::net::IpAddr>,
     channels: Mutex<HashMap<String, Channel>>,
+    forwarder: Arc<Forwarder>,
 }
 
 /// How one forwarding attempt ended.
@@ -84,9 +89,11 @@ impl Api {
         cluster_id: u64,
         limits: ApiLimits,
         local_ip: Option<std::net::IpAddr>,
+        link: Arc<crate::transport::PeerLink>,
     ) -> Api {
         let me = handle.status().id;
-        Api {
+        let forwarder = Forwarder::install(link);
+        let api = Api {
             inner: Arc::new(Inner {
                 handle,
                 members,
@@ -95,8 +102,17 @@ impl Api {
                 limits,
                 local_ip,
                 channels: Mutex::new(HashMap::new()),
+                forwarder: forwarder.clone(),
             }),
-        }
+        };
+        // Weak: the link (owned by the node) must not keep the API alive.
+        let weak = Arc::downgrade(&api.inner);
+        forwarder.serve_with(Box::new(move |from, req| {
+            if let Some(inner) = weak.upgrade() {
+                tokio::spawn(Api { inner }.serve_forward_frame(from, req));
+            }
+        }));
+        api
     }
 
     pub fn handle(&self) -> &NodeHandle<KvStateMachine> {
@@ -190,7 +206,17 @@ impl Api {
         exactly_once: bool,
         may_forward: bool,
     ) -> Result<Bytes, Status> {
-        let deadline = self.deadline();
+        self.propose_until(data, exactly_once, may_forward, self.deadline())
+            .await
+    }
+
+    async fn propose_until(
+        &self,
+        data: Bytes,
+        exactly_once: bool,
+        may_forward: bool,
+        deadline: Instant,
+    ) -> Result<Bytes, Status> {
         loop {
             let failure = match self.known_leader_elsewhere() {
                 // A follower that knows the leader forwards at once: asking its own driver
@@ -271,7 +297,47 @@ impl Api {
         Ok(c)
     }
 
+    /// Forward `data` to `leader`: a frame on the peer transport when it reaches the
+    /// leader, else a `Peer.Forward` call.
     async fn forward(
+        &self,
+        leader: NodeId,
+        data: &Bytes,
+        deadline: Instant,
+    ) -> Result<Forwarded, Status> {
+        let fwd = &self.inner.forwarder;
+        if !fwd.reaches(leader) {
+            return self.forward_grpc(leader, data, deadline).await;
+        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let mut status = self.inner.handle.watch_status();
+        let leader_changed = async {
+            loop {
+                if status.borrow_and_update().leader != Some(leader) {
+                    return;
+                }
+                if status.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            o = fwd.call(leader, data, timeout) => o,
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(Status::deadline_exceeded(TIMED_OUT))
+            }
+            // The answer may never come (the old leader lost its entry, or cannot reach us).
+            _ = leader_changed => Outcome::Lost,
+        };
+        match outcome {
+            Outcome::Done(result) => Ok(Forwarded::Done(result)),
+            Outcome::NotSent => Ok(Forwarded::NotLeader),
+            Outcome::Lost => Ok(Forwarded::Unknown(self.unavailable(LEADER_CHANGED))),
+            Outcome::Failed(s) => self.classify_forward_error(s),
+        }
+    }
+
+    async fn forward_grpc(
         &self,
         leader: NodeId,
         data: &Bytes,
@@ -293,23 +359,34 @@ impl Api {
         match tokio::time::timeout_at(deadline, client.forward(req)).await {
             Err(_) => Err(Status::deadline_exceeded(TIMED_OUT)),
             Ok(Ok(r)) => Ok(Forwarded::Done(r.into_inner().result)),
-            Ok(Err(s)) if s.code() == Code::Unavailable && s.message().starts_with(NOT_LEADER) => {
-                Ok(Forwarded::NotLeader)
-            }
+            Ok(Err(s)) => self.classify_forward_error(s),
+        }
+    }
+
+    /// What a forwarding error from the leader (or the way to it) means for a retry.
+    fn classify_forward_error(&self, s: Status) -> Result<Forwarded, Status> {
+        match s.code() {
+            Code::Unavailable if s.message().starts_with(NOT_LEADER) => Ok(Forwarded::NotLeader),
             // A refused connection never reached the leader: nothing was proposed.
-            Ok(Err(s)) if s.code() == Code::Unavailable && is_connect_error(&s) => {
-                Ok(Forwarded::NotLeader)
-            }
-            Ok(Err(s))
-                if matches!(
-                    s.code(),
-                    Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled
-                ) =>
-            {
+            Code::Unavailable if is_connect_error(&s) => Ok(Forwarded::NotLeader),
+            Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled => {
                 Ok(Forwarded::Unknown(self.unavailable(LEADER_CHANGED)))
             }
-            Ok(Err(s)) => Err(s),
+            _ => Err(s),
         }
+    }
+
+    /// A forwarding frame from `from`: propose here (never forwarded again) and answer it.
+    async fn serve_forward_frame(self, from: NodeId, req: forward::Request) {
+        let result = if req.command.len() > self.inner.limits.request_bytes_max {
+            Err(Status::invalid_argument(TOO_LARGE))
+        } else {
+            let deadline = Instant::now() + req.timeout.min(self.inner.limits.request_timeout);
+            let exactly_once = is_exactly_once(&req.command);
+            self.propose_until(req.command, exactly_once, false, deadline)
+                .await
+        };
+        self.inner.forwarder.reply(from, req.id, result).await;
     }
 
     /// `Peer.Forward` on this member: propose here or answer NOT_LEADER.
@@ -323,10 +400,7 @@ impl Api {
         if req.command.len() > self.inner.limits.request_bytes_max {
             return Err(Status::invalid_argument(TOO_LARGE));
         }
-        let exactly_once = kv::MetaCommand::is_meta(&req.command)
-            || Command::decode(&req.command)
-                .map(|c| c.session.is_some())
-                .unwrap_or(false);
+        let exactly_once = is_exactly_once(&req.command);
         let result = self.propose_bytes(req.command, exactly_once, false).await?;
         Ok((result, self.inner.handle.status().term))
     }
@@ -398,6 +472,15 @@ impl Api {
             }
         }
     }
+}
+
+/// Whether a retry of this encoded command after an unknown outcome is safe (it has a
+/// session, or it is an idempotent meta change).
+fn is_exactly_once(command: &[u8]) -> bool {
+    kv::MetaCommand::is_meta(command)
+        || Command::decode(command)
+            .map(|c| c.session.is_some())
+            .unwrap_or(false)
 }
 
 fn is_connect_error(s: &Status) -> bool {

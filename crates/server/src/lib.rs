@@ -23,6 +23,7 @@
 pub mod admin;
 pub mod api;
 pub mod convert;
+pub mod forward;
 pub mod members;
 pub mod membership;
 pub mod runtime;

@@ -13,7 +13,7 @@
 
 use crate::admin::telemetry::{FailReason, Tap, Telemetry, TimedFs, Timing};
 use crate::members::{Attrs, Members};
-use crate::transport::{self, PeerSender, TransportConfig, TransportStats};
+use crate::transport::{self, PeerLink, PeerSender, TransportConfig, TransportStats};
 use bytes::Bytes;
 use raft::{ConfChange, ConfChangeError, Config, Configuration, NodeId, ProposeError, Role};
 use replica::{Completion, ProposalError, Replica, SnapshotPolicy, StateMachine};
@@ -264,6 +264,8 @@ pub struct Node<M> {
     /// Counters, histograms and the event tap the admin endpoint reads.
     pub telemetry: Arc<Telemetry>,
     pub peer_addr: SocketAddr,
+    /// The peer queues and application-frame hook, for layers above the node.
+    pub link: Arc<PeerLink>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     driver: Option<std::thread::JoinHandle<Result<(), NodeError>>>,
@@ -356,17 +358,27 @@ impl<M: StateMachine + Send + 'static> Node<M> {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (peer_tx, peer_rx) = mpsc::channel(cfg.peer_queue_msgs_max.max(1024));
+        let link = Arc::new(PeerLink::new(cfg.frame_bytes_max));
         tracker.spawn(transport::accept_loop(
             listener,
             tcfg.clone(),
-            cfg.members.clone(),
-            peer_tx,
-            stats.clone(),
+            transport::Inbound {
+                members: cfg.members.clone(),
+                inbox: peer_tx,
+                stats: stats.clone(),
+                link: link.clone(),
+            },
             cancel.clone(),
             tracker.clone(),
         ));
-        let sender =
-            transport::start_senders(&tcfg, &cfg.peers, stats.clone(), cancel.clone(), &tracker);
+        let sender = transport::start_senders(
+            &tcfg,
+            &cfg.peers,
+            stats.clone(),
+            cancel.clone(),
+            &tracker,
+            link.clone(),
+        );
         let (req_tx, req_rx) = mpsc::channel(cfg.request_queue_max);
         let (status_tx, status_rx) = watch::channel(status_of(&replica));
         let driver = Driver {
@@ -405,6 +417,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             stats,
             telemetry,
             peer_addr,
+            link,
             cancel,
             tracker,
             driver: Some(thread),

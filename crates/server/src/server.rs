@@ -378,6 +378,7 @@ impl Server {
                 request_bytes_max: cfg.request_bytes_max,
             },
             Some(client_addr.ip()).filter(|ip| !ip.is_unspecified()),
+            node.link.clone(),
         );
         let cancel = node.stopped();
         let removed = Arc::new(std::sync::atomic::AtomicBool::new(false));

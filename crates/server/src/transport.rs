@@ -14,6 +14,12 @@
 //! Must never: block the node's driver loop (sends are `try_send`), deliver a message from a
 //! connection whose hello named another cluster or node, or read a frame larger than the
 //! limit (the connection is closed instead).
+//!
+//! Besides Raft messages a connection carries *application frames* (payload's first byte
+//! `>=` [`APP_FRAME_MIN`]; a Raft message starts with its wire version, below it): they go to
+//! the [`AppFrames`] handler installed on the node's [`PeerLink`] instead of the driver, and
+//! the handler hears of every connection to or from a peer that ended (frames in flight on
+//! it may be lost). The client API forwards followers' writes this way ([`crate::forward`]).
 
 use crate::members::{Directory, Members, ATTRS_BYTES_MAX};
 use crate::wire;
@@ -35,7 +41,9 @@ const MAGIC: &[u8; 4] = b"RKVP";
 /// A joining member's question "who is in this cluster?" (instead of a hello); the answer
 /// is `[len: u32 LE][`[`Directory`]`]` and the connection closes.
 pub const QUERY_MAGIC: &[u8; 4] = b"RKVQ";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+/// First byte of an application frame's payload (Raft messages start lower).
+pub const APP_FRAME_MIN: u8 = 0x80;
 const HELLO_BYTES: usize = 4 + 1 + 8 + 8 + 8;
 
 /// Limits and identity of a node's peer transport.
@@ -128,6 +136,120 @@ fn hello(cfg: &TransportConfig, to: NodeId) -> Vec<u8> {
     h.encode(&cfg.attrs)
 }
 
+/// What a node's application layer receives from peers besides Raft messages.
+///
+/// What happened to each application frame sent is told precisely, so that the layer above
+/// knows whether the peer may have acted on it: [`AppFrames::written`] before it goes into
+/// a connection, [`AppFrames::unsent`] when it was dropped without ever being written (no
+/// connection, or the peer had closed it before the write), and
+/// [`AppFrames::connection_lost`] when a connection ended — frames written to it may or
+/// may not have been read. All are called on transport tasks: none may block.
+pub trait AppFrames: Send + Sync {
+    /// An application frame from `from`.
+    fn frame(&self, from: NodeId, frame: Bytes);
+    /// `frame` is about to be written to the connection to `to`.
+    fn written(&self, to: NodeId, frame: &[u8]);
+    /// `frame` for `to` was dropped unwritten: the peer never saw it.
+    fn unsent(&self, to: NodeId, frame: &[u8]);
+    /// A connection to or from `peer` ended.
+    fn connection_lost(&self, peer: NodeId);
+}
+
+/// The peer queues as the rest of the process sees them (the driver owns the authoritative
+/// set and mirrors it here), and the application-frame handler.
+pub struct PeerLink {
+    frame_bytes_max: usize,
+    queues: std::sync::Mutex<HashMap<NodeId, mpsc::Sender<Bytes>>>,
+    app: std::sync::OnceLock<Arc<dyn AppFrames>>,
+}
+
+impl PeerLink {
+    /// A link whose application frames are at most `frame_bytes_max` long.
+    pub fn new(frame_bytes_max: usize) -> PeerLink {
+        PeerLink {
+            frame_bytes_max,
+            queues: Default::default(),
+            app: Default::default(),
+        }
+    }
+
+    /// Largest application frame [`PeerLink::send`] takes.
+    pub fn frame_bytes_max(&self) -> usize {
+        self.frame_bytes_max
+    }
+
+    /// Install the application-frame handler (once; later calls are ignored).
+    pub fn set_app(&self, app: Arc<dyn AppFrames>) {
+        let _ = self.app.set(app);
+    }
+
+    /// Whether `to` has an outbound queue (is a peer this node sends to).
+    pub fn has_peer(&self, to: NodeId) -> bool {
+        self.queues
+            .lock()
+            .expect("peer link lock")
+            .contains_key(&to)
+    }
+
+    /// Queue an application frame for `to`, waiting while its queue is full (application
+    /// frames are not retransmitted by Raft, so they are not dropped on a full queue).
+    /// False when `to` is not a peer or the frame is over the limit (nothing was sent).
+    pub async fn send(&self, to: NodeId, frame: Bytes) -> bool {
+        debug_assert!(frame.first().is_some_and(|b| *b >= APP_FRAME_MIN));
+        if frame.len() > self.frame_bytes_max {
+            return false;
+        }
+        let q = self
+            .queues
+            .lock()
+            .expect("peer link lock")
+            .get(&to)
+            .cloned();
+        match q {
+            Some(q) => q.send(frame).await.is_ok(),
+            None => false,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_queue_for_test(&self, to: NodeId, q: mpsc::Sender<Bytes>) {
+        self.queues.lock().expect("peer link lock").insert(to, q);
+    }
+
+    fn mirror(&self, queues: &HashMap<NodeId, (mpsc::Sender<Bytes>, String)>) {
+        *self.queues.lock().expect("peer link lock") =
+            queues.iter().map(|(id, (q, _))| (*id, q.clone())).collect();
+    }
+
+    fn deliver(&self, from: NodeId, frame: Bytes) {
+        if let Some(app) = self.app.get() {
+            app.frame(from, frame);
+        }
+    }
+
+    fn lost(&self, peer: NodeId) {
+        if let Some(app) = self.app.get() {
+            app.connection_lost(peer);
+        }
+    }
+
+    fn written(&self, to: NodeId, frame: &[u8]) {
+        if let Some(app) = self.app.get().filter(|_| is_app_frame(frame)) {
+            app.written(to, frame);
+        }
+    }
+
+    fn unsent(&self, to: NodeId, frame: &[u8]) {
+        if let Some(app) = self.app.get().filter(|_| is_app_frame(frame)) {
+            app.unsent(to, frame);
+        }
+    }
+}
+
+fn is_app_frame(frame: &[u8]) -> bool {
+    frame.first().is_some_and(|b| *b >= APP_FRAME_MIN)
+}
+
 /// The sending side, used by the driver loop as a [`replica::Transport`].
 pub struct PeerSender {
     /// Queue and address of each peer's outbound task.
@@ -138,6 +260,7 @@ pub struct PeerSender {
     tracker: TaskTracker,
     /// Peers that left the configuration, with when their task stops.
     leaving: HashMap<NodeId, tokio::time::Instant>,
+    link: Arc<PeerLink>,
 }
 
 /// How long a peer that left the configuration is still sent to: a member appends the
@@ -180,8 +303,10 @@ impl PeerSender {
                 addr.clone(),
                 rx,
                 self.cancel.clone(),
+                self.link.clone(),
             ));
         }
+        self.link.mirror(&self.queues);
     }
 
     /// Stop the tasks of peers whose linger after leaving is over (cheap when none left).
@@ -199,6 +324,7 @@ impl PeerSender {
             }
             keep
         });
+        self.link.mirror(&self.queues);
     }
 
     /// The peers this node sends to.
@@ -239,6 +365,7 @@ pub fn start_senders(
     stats: Arc<TransportStats>,
     cancel: CancellationToken,
     tracker: &TaskTracker,
+    link: Arc<PeerLink>,
 ) -> PeerSender {
     let mut s = PeerSender {
         queues: HashMap::new(),
@@ -247,6 +374,7 @@ pub fn start_senders(
         cancel,
         tracker: tracker.clone(),
         leaving: HashMap::new(),
+        link,
     };
     s.set_peers(peers);
     s
@@ -258,6 +386,7 @@ async fn run_sender(
     addr: String,
     mut rx: mpsc::Receiver<Bytes>,
     cancel: CancellationToken,
+    link: Arc<PeerLink>,
 ) {
     let mut backoff = Duration::from_millis(20);
     loop {
@@ -270,7 +399,9 @@ async fn run_sender(
             Err(e) => {
                 tracing::debug!(peer = ?to, %addr, error = %e, "peer unreachable");
                 // Drop what queued up meanwhile: stale Raft messages are useless.
-                while rx.try_recv().is_ok() {}
+                while let Ok(f) = rx.try_recv() {
+                    link.unsent(to, &f);
+                }
                 if rx.is_closed() {
                     return; // the peer left the configuration
                 }
@@ -289,7 +420,9 @@ async fn run_sender(
         if w.write_all(&hello(&cfg, to)).await.is_err() || w.flush().await.is_err() {
             continue;
         }
-        match pump(rd, w, &mut rx, &cancel).await {
+        let pumped = pump(rd, w, &mut rx, &cancel, &link, to).await;
+        link.lost(to);
+        match pumped {
             Pumped::Stop => return,
             Pumped::WriteFailed => {
                 tracing::debug!(peer = ?to, "peer connection lost; reconnecting");
@@ -339,6 +472,9 @@ enum Pumped {
     WriteFailed,
 }
 
+/// Most frames one batch takes from the queue before its flush.
+const BATCH_FRAMES_MAX: usize = 1024;
+
 /// Writes queued frames to one connection — each batch of what is queued, then one flush —
 /// until it ends.
 async fn pump(
@@ -346,27 +482,60 @@ async fn pump(
     mut w: BufWriter<tokio::net::tcp::OwnedWriteHalf>,
     rx: &mut mpsc::Receiver<Bytes>,
     cancel: &CancellationToken,
+    link: &PeerLink,
+    to: NodeId,
 ) -> Pumped {
+    let mut batch: Vec<Bytes> = Vec::new();
     loop {
         let first = tokio::select! {
+            biased;
             _ = cancel.cancelled() => return Pumped::Stop,
-            m = rx.recv() => match m { Some(m) => m, None => return Pumped::Stop },
             // The peer never writes on this connection: readable means it closed. Reconnect
             // now — a frame written into the dead connection would be lost, and the first
             // message to a peer after its restart is often a vote or a vote grant (losing
             // it costs the cluster another election timeout).
             _ = closed_by_peer(&mut rd) => return Pumped::PeerClosed,
+            m = rx.recv() => match m { Some(m) => m, None => return Pumped::Stop },
         };
-        let mut ok = write_frame(&mut w, &first).await.is_ok();
-        while ok {
+        batch.push(first);
+        while batch.len() < BATCH_FRAMES_MAX {
             match rx.try_recv() {
-                Ok(m) => ok = write_frame(&mut w, &m).await.is_ok(),
+                Ok(m) => batch.push(m),
                 Err(_) => break,
+            }
+        }
+        // A peer that already closed never reads what is written now: an application frame
+        // it never saw is reported unsent (its sender may safely retry elsewhere), not lost.
+        if batch.iter().any(|f| is_app_frame(f)) && closed_now(&rd) {
+            for f in batch.drain(..) {
+                link.unsent(to, &f);
+            }
+            return Pumped::PeerClosed;
+        }
+        let mut ok = true;
+        for f in batch.drain(..) {
+            if ok {
+                link.written(to, &f);
+                ok = write_frame(&mut w, &f).await.is_ok();
+            } else {
+                link.unsent(to, &f);
             }
         }
         if !ok || w.flush().await.is_err() {
             return Pumped::WriteFailed;
         }
+    }
+}
+
+/// Whether the peer has closed (or reset) the connection, asked of the socket itself
+/// now (a non-blocking peek), not of the readiness the runtime has seen so far.
+fn closed_now(rd: &tokio::net::tcp::OwnedReadHalf) -> bool {
+    let sock = socket2::SockRef::from(rd.as_ref());
+    let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match sock.peek(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
     }
 }
 
@@ -413,14 +582,23 @@ async fn write_frame(
     w.write_all(frame).await
 }
 
-/// Accept peer connections on `listener`; every decoded message for this node goes to
-/// `inbox` (dropped when it is full); what a peer advertises in its hello goes to `members`.
+/// Where what arrives on accepted connections goes.
+#[derive(Clone)]
+pub struct Inbound {
+    /// What a peer advertises in its hello.
+    pub members: Arc<Members>,
+    /// Raft messages for this node (dropped when it is full).
+    pub inbox: mpsc::Sender<Message>,
+    pub stats: Arc<TransportStats>,
+    /// Application frames, and word of connections that ended.
+    pub link: Arc<PeerLink>,
+}
+
+/// Accept peer connections on `listener` and serve each (see [`Inbound`]).
 pub async fn accept_loop(
     listener: TcpListener,
     cfg: TransportConfig,
-    members: Arc<Members>,
-    inbox: mpsc::Sender<Message>,
-    stats: Arc<TransportStats>,
+    inbound: Inbound,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -436,17 +614,11 @@ pub async fn accept_loop(
                 }
             },
         };
-        let (cfg, members, inbox, stats, cancel) = (
-            cfg.clone(),
-            members.clone(),
-            inbox.clone(),
-            stats.clone(),
-            cancel.clone(),
-        );
+        let (cfg, inbound, cancel) = (cfg.clone(), inbound.clone(), cancel.clone());
         tracker.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                r = serve_conn(stream, remote, &cfg, &members, &inbox, &stats) => {
+                r = serve_conn(stream, remote, &cfg, &inbound) => {
                     if let Err(why) = r {
                         tracing::debug!(%remote, %why, "peer connection closed");
                     }
@@ -460,10 +632,14 @@ async fn serve_conn(
     mut stream: TcpStream,
     remote: SocketAddr,
     cfg: &TransportConfig,
-    members: &Members,
-    inbox: &mpsc::Sender<Message>,
-    stats: &TransportStats,
+    inbound: &Inbound,
 ) -> Result<(), String> {
+    let Inbound {
+        members,
+        stats,
+        link,
+        ..
+    } = inbound;
     let _ = stream.set_nodelay(true);
     let mut h = [0u8; HELLO_BYTES];
     stream
@@ -524,6 +700,24 @@ async fn serve_conn(
             return Err(why);
         }
     }
+    // Many frames arrive per segment under load: read them from a buffer, not one
+    // `read` syscall per length prefix and payload.
+    let mut stream = tokio::io::BufReader::with_capacity(64 << 10, stream);
+    let r = serve_frames(&mut stream, remote, from, cfg, inbound).await;
+    link.lost(from);
+    r
+}
+
+async fn serve_frames(
+    stream: &mut tokio::io::BufReader<TcpStream>,
+    remote: SocketAddr,
+    from: NodeId,
+    cfg: &TransportConfig,
+    inbound: &Inbound,
+) -> Result<(), String> {
+    let Inbound {
+        inbox, stats, link, ..
+    } = inbound;
     let mut buf = BytesMut::with_capacity(64 << 10);
     loop {
         let mut len = [0u8; 4];
@@ -543,6 +737,11 @@ async fn serve_conn(
             .await
             .map_err(|e| e.to_string())?;
         let frame = buf.split().freeze();
+        if frame.first().is_some_and(|b| *b >= APP_FRAME_MIN) {
+            stats.received.fetch_add(1, Ordering::Relaxed);
+            link.deliver(from, frame);
+            continue;
+        }
         match wire::decode(frame) {
             Ok(msg) if msg.from == from && msg.to == cfg.id => {
                 stats.received.fetch_add(1, Ordering::Relaxed);
@@ -619,7 +818,15 @@ mod tests {
         };
         let peers = HashMap::from([(NodeId(2), l.local_addr().unwrap().to_string())]);
         let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
-        let mut sender = start_senders(&cfg, &peers, Default::default(), cancel.clone(), &tracker);
+        let link = Arc::new(PeerLink::new(cfg.frame_bytes_max));
+        let mut sender = start_senders(
+            &cfg,
+            &peers,
+            Default::default(),
+            cancel.clone(),
+            &tracker,
+            link,
+        );
         let first = accept_hello(&l).await;
         drop(first); // the peer's old process dies
         tokio::time::sleep(Duration::from_millis(100)).await;
