@@ -321,13 +321,13 @@ impl Api {
                 }
             }
         };
+        // The answer may never come once the leader changed (the old one lost the entry,
+        // or cannot reach us): then stop waiting.
         let outcome = tokio::select! {
-            o = fwd.call(leader, data, timeout) => o,
+            o = fwd.call(leader, data, timeout, leader_changed) => o,
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(Status::deadline_exceeded(TIMED_OUT))
             }
-            // The answer may never come (the old leader lost its entry, or cannot reach us).
-            _ = leader_changed => Outcome::Lost,
         };
         match outcome {
             Outcome::Done(result) => Ok(Forwarded::Done(result)),

@@ -222,8 +222,17 @@ impl Forwarder {
         self.link.has_peer(to)
     }
 
-    /// Send `command` to `to` and wait for its reply (the caller bounds the wait).
-    pub async fn call(&self, to: NodeId, command: &[u8], timeout: Duration) -> Outcome {
+    /// Send `command` to `to` and wait for its reply — or until `give_up` resolves: then
+    /// the outcome is [`Outcome::NotSent`] if the request was not written yet (and never
+    /// will be), else [`Outcome::Lost`]. (The caller bounds the wait; a caller that stops
+    /// polling also withdraws a request not yet written.)
+    pub async fn call(
+        &self,
+        to: NodeId,
+        command: &[u8],
+        timeout: Duration,
+        give_up: impl std::future::Future<Output = ()>,
+    ) -> Outcome {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let previous = self.pending.lock().expect("forward lock").insert(
@@ -243,7 +252,13 @@ impl Forwarder {
         {
             return Outcome::NotSent;
         }
-        rx.await.unwrap_or(Outcome::Lost)
+        tokio::select! {
+            o = rx => o.unwrap_or(Outcome::Lost),
+            _ = give_up => match self.pending.lock().expect("forward lock").remove(&id) {
+                Some(w) if !w.written => Outcome::NotSent,
+                _ => Outcome::Lost,
+            },
+        }
     }
 
     /// Answer request `id` of `to` (from the serving task; waits while the queue is full).
@@ -290,12 +305,18 @@ impl AppFrames for Forwarder {
         }
     }
 
-    fn written(&self, to: NodeId, frame: &[u8]) {
-        if let Some(id) = request_id(frame) {
-            if let Some(w) = self.pending.lock().expect("forward lock").get_mut(&id) {
+    fn written(&self, to: NodeId, frame: &[u8]) -> bool {
+        let Some(id) = request_id(frame) else {
+            return true; // a reply: always written
+        };
+        match self.pending.lock().expect("forward lock").get_mut(&id) {
+            Some(w) => {
                 debug_assert_eq!(w.to, to);
                 w.written = true;
+                true
             }
+            // Its caller gave up before it was written: it never will be.
+            None => false,
         }
     }
 
@@ -392,7 +413,13 @@ mod tests {
         let f = Forwarder::install(link.clone());
         // No queue to the peer: nothing is sent.
         assert!(matches!(
-            f.call(NodeId(2), b"x", Duration::from_secs(1)).await,
+            f.call(
+                NodeId(2),
+                b"x",
+                Duration::from_secs(1),
+                std::future::pending()
+            )
+            .await,
             Outcome::NotSent
         ));
         assert!(f.pending.lock().unwrap().is_empty());
@@ -400,8 +427,15 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         link.set_queue_for_test(NodeId(2), tx);
         let f2 = f.clone();
-        let call =
-            tokio::spawn(async move { f2.call(NodeId(2), b"cmd", Duration::from_secs(1)).await });
+        let call = tokio::spawn(async move {
+            f2.call(
+                NodeId(2),
+                b"cmd",
+                Duration::from_secs(1),
+                std::future::pending(),
+            )
+            .await
+        });
         let sent = rx.recv().await.unwrap();
         let Frame::Request(r) = decode(sent).unwrap() else {
             panic!("not a request")
@@ -428,12 +462,26 @@ mod tests {
         // A lost connection fails only what was written to it; what was never written
         // is reported unsent.
         let f2 = f.clone();
-        let queued =
-            tokio::spawn(async move { f2.call(NodeId(2), b"q", Duration::from_secs(1)).await });
+        let queued = tokio::spawn(async move {
+            f2.call(
+                NodeId(2),
+                b"q",
+                Duration::from_secs(1),
+                std::future::pending(),
+            )
+            .await
+        });
         let queued_frame = rx.recv().await.unwrap();
         let f2 = f.clone();
-        let written =
-            tokio::spawn(async move { f2.call(NodeId(2), b"w", Duration::from_secs(1)).await });
+        let written = tokio::spawn(async move {
+            f2.call(
+                NodeId(2),
+                b"w",
+                Duration::from_secs(1),
+                std::future::pending(),
+            )
+            .await
+        });
         let written_frame = rx.recv().await.unwrap();
         f.written(NodeId(2), &written_frame);
         f.connection_lost(NodeId(3));
@@ -448,10 +496,45 @@ mod tests {
         assert!(matches!(queued.await.unwrap(), Outcome::NotSent));
         assert!(f.pending.lock().unwrap().is_empty());
 
+        // Giving up: a request not written yet is withdrawn (and then never written); one
+        // already written has an unknown outcome.
+        let (give_up, gave_up) = oneshot::channel::<()>();
+        let f2 = f.clone();
+        let withdrawn = tokio::spawn(async move {
+            let give_up = async {
+                let _ = gave_up.await;
+            };
+            f2.call(NodeId(2), b"g", Duration::from_secs(1), give_up)
+                .await
+        });
+        let withdrawn_frame = rx.recv().await.unwrap();
+        give_up.send(()).unwrap();
+        assert!(matches!(withdrawn.await.unwrap(), Outcome::NotSent));
+        assert!(!f.written(NodeId(2), &withdrawn_frame), "never written now");
+        let (give_up, gave_up) = oneshot::channel::<()>();
+        let f2 = f.clone();
+        let unknown = tokio::spawn(async move {
+            let give_up = async {
+                let _ = gave_up.await;
+            };
+            f2.call(NodeId(2), b"u", Duration::from_secs(1), give_up)
+                .await
+        });
+        let unknown_frame = rx.recv().await.unwrap();
+        assert!(f.written(NodeId(2), &unknown_frame));
+        give_up.send(()).unwrap();
+        assert!(matches!(unknown.await.unwrap(), Outcome::Lost));
+        assert!(f.pending.lock().unwrap().is_empty());
+
         // A caller that gives up leaves no waiter behind.
         let _ = tokio::time::timeout(
             Duration::from_millis(1),
-            f.call(NodeId(2), b"cmd", Duration::from_secs(1)),
+            f.call(
+                NodeId(2),
+                b"cmd",
+                Duration::from_secs(1),
+                std::future::pending(),
+            ),
         )
         .await;
         assert!(f.pending.lock().unwrap().is_empty());

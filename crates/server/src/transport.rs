@@ -140,15 +140,15 @@ fn hello(cfg: &TransportConfig, to: NodeId) -> Vec<u8> {
 ///
 /// What happened to each application frame sent is told precisely, so that the layer above
 /// knows whether the peer may have acted on it: [`AppFrames::written`] before it goes into
-/// a connection, [`AppFrames::unsent`] when it was dropped without ever being written (no
+/// a connection (which may veto it: a frame nobody waits for any more is not written), [`AppFrames::unsent`] when it was dropped without ever being written (no
 /// connection, or the peer had closed it before the write), and
 /// [`AppFrames::connection_lost`] when a connection ended — frames written to it may or
 /// may not have been read. All are called on transport tasks: none may block.
 pub trait AppFrames: Send + Sync {
     /// An application frame from `from`.
     fn frame(&self, from: NodeId, frame: Bytes);
-    /// `frame` is about to be written to the connection to `to`.
-    fn written(&self, to: NodeId, frame: &[u8]);
+    /// `frame` is about to be written to the connection to `to`; false: drop it instead.
+    fn written(&self, to: NodeId, frame: &[u8]) -> bool;
     /// `frame` for `to` was dropped unwritten: the peer never saw it.
     fn unsent(&self, to: NodeId, frame: &[u8]);
     /// A connection to or from `peer` ended.
@@ -233,9 +233,10 @@ impl PeerLink {
         }
     }
 
-    fn written(&self, to: NodeId, frame: &[u8]) {
-        if let Some(app) = self.app.get().filter(|_| is_app_frame(frame)) {
-            app.written(to, frame);
+    fn written(&self, to: NodeId, frame: &[u8]) -> bool {
+        match self.app.get().filter(|_| is_app_frame(frame)) {
+            Some(app) => app.written(to, frame),
+            None => true,
         }
     }
 
@@ -514,11 +515,10 @@ async fn pump(
         }
         let mut ok = true;
         for f in batch.drain(..) {
-            if ok {
-                link.written(to, &f);
-                ok = write_frame(&mut w, &f).await.is_ok();
-            } else {
+            if !ok {
                 link.unsent(to, &f);
+            } else if link.written(to, &f) {
+                ok = write_frame(&mut w, &f).await.is_ok();
             }
         }
         if !ok || w.flush().await.is_err() {
