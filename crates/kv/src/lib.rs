@@ -65,7 +65,7 @@ pub use command::{
 pub use error::{DecodeError, KvError};
 pub use keys::KeyRange;
 pub use machine::{
-    KvConfig, KvStateMachine, SESSIONS_MAX_DEFAULT, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC,
+    KvConfig, KvReader, KvStateMachine, SESSIONS_MAX_DEFAULT, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC,
 };
 pub use meta::{MetaCommand, META_ENTRIES_MAX, META_FORMAT};
 pub use session::{Admission, Session, Sessions};

@@ -1,7 +1,9 @@
 //! [`KvStateMachine`]: the [`Store`] plus [`Sessions`] behind `replica`'s [`StateMachine`].
 //!
 //! Owns: turning a committed entry into a reply (decode → session admission → execute →
-//! encode), the applied index, and the snapshot format:
+//! encode), the applied index, the [`KvReader`]s that read the applied store from other
+//! threads (the store sits behind a read-write lock: the applying thread writes, readers
+//! never wait for more than one entry's apply), and the snapshot format:
 //!
 //! ```text
 //! "RKVS" | format u8 (=1) | applied_index varint | revision zigzag
@@ -32,6 +34,7 @@ use bytes::Bytes;
 use raft::{Entry, EntryKind, LogIndex};
 use replica::StateMachine;
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// First bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"RKVS";
@@ -55,10 +58,73 @@ impl Default for KvConfig {
     }
 }
 
+/// The store behind a lock, so that [`KvReader`]s serve reads on other threads while the
+/// applying thread owns the machine. Cloning copies the contents (a clone is a separate
+/// machine); only [`KvStateMachine::reader`] shares them.
+struct SharedStore(Arc<RwLock<Store>>);
+
+impl SharedStore {
+    fn new(store: Store) -> Self {
+        SharedStore(Arc::new(RwLock::new(store)))
+    }
+
+    fn get(&self) -> RwLockReadGuard<'_, Store> {
+        read_lock(&self.0)
+    }
+
+    fn get_mut(&mut self) -> RwLockWriteGuard<'_, Store> {
+        self.0.write().expect("kv store lock poisoned")
+    }
+}
+
+fn read_lock(store: &RwLock<Store>) -> RwLockReadGuard<'_, Store> {
+    store.read().expect("kv store lock poisoned")
+}
+
+impl Clone for SharedStore {
+    fn clone(&self) -> Self {
+        SharedStore::new(self.get().clone())
+    }
+}
+
+impl PartialEq for SharedStore {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.get() == *other.get()
+    }
+}
+
+impl Eq for SharedStore {}
+
+impl std::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// Reads of one machine's applied state from any thread: what a serializable read sees,
+/// and what a linearizable one sees once ReadIndex confirmed it and the machine applied
+/// that far (the state only moves forward, so reading later is still linearizable).
+#[derive(Clone)]
+pub struct KvReader {
+    store: Arc<RwLock<Store>>,
+}
+
+impl KvReader {
+    /// A range over the latest applied state.
+    pub fn read(&self, req: &RangeRequest) -> Result<RangeResponse, KvError> {
+        read_lock(&self.store).range(req)
+    }
+
+    /// The latest applied revision.
+    pub fn revision(&self) -> i64 {
+        read_lock(&self.store).revision()
+    }
+}
+
 /// The replicated key/value state machine of one node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvStateMachine {
-    store: Store,
+    store: SharedStore,
     sessions: Sessions,
     applied_index: LogIndex,
     /// Replicated metadata of the service above (see [`crate::meta`]).
@@ -75,7 +141,7 @@ impl KvStateMachine {
     /// An empty machine: no keys, revision 1, nothing applied.
     pub fn new(config: KvConfig) -> Self {
         KvStateMachine {
-            store: Store::new(),
+            store: SharedStore::new(Store::new()),
             sessions: Sessions::new(config.sessions_max),
             applied_index: LogIndex(0),
             meta: BTreeMap::new(),
@@ -87,8 +153,16 @@ impl KvStateMachine {
         &self.meta
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The store (read-locked while the guard lives: do not hold it across an apply).
+    pub fn store(&self) -> RwLockReadGuard<'_, Store> {
+        self.store.get()
+    }
+
+    /// A handle that reads this machine's applied state from any thread.
+    pub fn reader(&self) -> KvReader {
+        KvReader {
+            store: self.store.0.clone(),
+        }
     }
 
     pub fn sessions(&self) -> &Sessions {
@@ -102,12 +176,12 @@ impl KvStateMachine {
 
     /// Current store revision.
     pub fn revision(&self) -> i64 {
-        self.store.revision()
+        self.store.get().revision()
     }
 
     /// A read served from the local state (after ReadIndex, or `serializable`).
     pub fn read(&self, req: &RangeRequest) -> Result<RangeResponse, KvError> {
-        self.store.range(req)
+        self.store.get().range(req)
     }
 
     /// Apply the encoded command at `index` and return its encoded [`crate::CommandResult`].
@@ -141,7 +215,7 @@ impl KvStateMachine {
                     self.execute_owned(index, cmd);
                 }
                 _ => {
-                    let _ = self.store.execute_owned(cmd.request);
+                    let _ = self.store.get_mut().execute_owned(cmd.request);
                 }
             }
         }
@@ -202,12 +276,12 @@ impl KvStateMachine {
         exec: impl FnOnce(&mut Store) -> Result<Response, KvError>,
     ) -> Bytes {
         let Some(session) = session else {
-            return encode_result(&exec(&mut self.store));
+            return encode_result(&exec(&mut self.store.get_mut()));
         };
         let (client_id, seq) = (session.client_id, session.seq);
         match self.sessions.admit(client_id, seq, index) {
             Admission::Apply => {
-                let reply = encode_result(&exec(&mut self.store));
+                let reply = encode_result(&exec(&mut self.store.get_mut()));
                 self.sessions.record(client_id, seq, index, reply.clone());
                 reply
             }
@@ -228,9 +302,11 @@ impl KvStateMachine {
         w.raw(&SNAPSHOT_MAGIC);
         w.u8(SNAPSHOT_FORMAT);
         w.varint(self.applied_index.0);
-        w.zigzag(self.store.revision());
-        w.len(self.store.len());
-        self.store.iter().for_each(|kv| codec::put_kv(&mut w, kv));
+        let store = self.store.get();
+        w.zigzag(store.revision());
+        w.len(store.len());
+        store.iter().for_each(|kv| codec::put_kv(&mut w, kv));
+        drop(store);
         w.len(self.sessions.len());
         for (client_id, s) in self.sessions.iter() {
             w.varint(client_id);
@@ -268,7 +344,7 @@ impl KvStateMachine {
         };
         r.finish()?;
         sessions.enforce_bound();
-        self.store = Store::from_parts(kvs, revision);
+        *self.store.get_mut() = Store::from_parts(kvs, revision);
         self.sessions = sessions;
         self.applied_index = applied_index;
         self.meta = meta;

@@ -453,7 +453,7 @@ proptest! {
                     // Nothing but the session's recency moved.
                     let mut restored = KvStateMachine::default();
                     restored.restore(&snap);
-                    prop_assert_eq!(restored.store(), sm.store());
+                    prop_assert_eq!(&*restored.store(), &*sm.store());
                 }
             }
         }

@@ -71,6 +71,7 @@ struct Inner {
     local_ip: Option<std::net::IpAddr>,
     channels: Mutex<HashMap<String, Channel>>,
     forwarder: Arc<Forwarder>,
+    reader: kv::KvReader,
 }
 
 /// How one forwarding attempt ended.
@@ -85,6 +86,7 @@ enum Forwarded {
 impl Api {
     pub fn new(
         handle: NodeHandle<KvStateMachine>,
+        reader: kv::KvReader,
         members: Arc<Members>,
         cluster_id: u64,
         limits: ApiLimits,
@@ -103,6 +105,7 @@ impl Api {
                 local_ip,
                 channels: Mutex::new(HashMap::new()),
                 forwarder: forwarder.clone(),
+                reader,
             }),
         };
         // Weak: the link (owned by the node) must not keep the API alive.
@@ -405,24 +408,25 @@ impl Api {
         Ok((result, self.inner.handle.status().term))
     }
 
-    /// A range: linearizable (ReadIndex, on this member) unless `serializable`.
+    /// A range: linearizable (ReadIndex, on this member) unless `serializable`. Either is
+    /// read from the applied state on this task (the driver only confirms a linearizable
+    /// read: its loop never runs the range itself).
     pub async fn range(&self, req: kv::RangeRequest) -> Result<kv::RangeResponse, Status> {
-        if req.serializable {
-            let r = self
-                .inner
-                .handle
-                .local(move |sm, _| sm.read(&req))
-                .await
-                .map_err(|_| Status::unavailable("raftkv: the member is shutting down"))?;
-            return r.map_err(convert::kv_error);
+        if !req.serializable {
+            self.confirm_read().await?;
         }
+        self.inner.reader.read(&req).map_err(convert::kv_error)
+    }
+
+    /// Wait until a linearizable read may be served here: ReadIndex confirmed this
+    /// member's leader's commit index and this member applied at least that far.
+    async fn confirm_read(&self) -> Result<(), Status> {
         let deadline = self.deadline();
         loop {
-            let req = req.clone();
-            let read = self.inner.handle.read(move |sm| sm.read(&req));
+            let read = self.inner.handle.read(|_| ());
             match tokio::time::timeout_at(deadline, read).await {
                 Err(_) => return Err(Status::deadline_exceeded(TIMED_OUT)),
-                Ok(Ok(r)) => return r.map_err(convert::kv_error),
+                Ok(Ok(())) => return Ok(()),
                 Ok(Err(ReadFailure::Stopped)) => {
                     return Err(Status::unavailable("raftkv: the member is shutting down"))
                 }
@@ -431,6 +435,11 @@ impl Api {
                 }
             }
         }
+    }
+
+    /// Reads of this member's applied state (any thread, no driver round trip).
+    pub fn reader(&self) -> &kv::KvReader {
+        &self.inner.reader
     }
 
     /// Hand leadership to `to` (from the leader) and wait until `to` leads.

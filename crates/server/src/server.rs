@@ -362,15 +362,18 @@ impl Server {
             },
             members: members.clone(),
         };
+        let sm = KvStateMachine::new(KvConfig::default());
+        let reader = sm.reader();
         let node = Node::start(
             ncfg,
-            KvStateMachine::new(KvConfig::default()),
+            sm,
             bootstrap,
             Some(Box::new(MemberSync::new(members.clone()))),
         )
         .await?;
         let api = Api::new(
             node.handle.clone(),
+            reader,
             members.clone(),
             cluster,
             ApiLimits {

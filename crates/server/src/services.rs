@@ -148,12 +148,7 @@ impl Kv for Services {
         req: Req<pb::CompactionRequest>,
     ) -> Result<Resp<pb::CompactionResponse>, Status> {
         let rev = req.into_inner().revision;
-        let current = self
-            .api
-            .handle()
-            .local(|sm, _| sm.revision())
-            .await
-            .map_err(|_| Status::unavailable("raftkv: the member is shutting down"))?;
+        let current = self.api.reader().revision();
         if rev > current {
             return Err(Status::out_of_range(
                 "etcdserver: mvcc: required revision is a future revision",

@@ -165,7 +165,7 @@ fn undecodable_entries_get_an_encoded_error_and_change_nothing() {
     // Only the applied index moved.
     let mut restored = KvStateMachine::default();
     restored.try_restore(&before).unwrap();
-    assert_eq!(restored.store(), sm.store());
+    assert_eq!(*restored.store(), *sm.store());
     assert_eq!(restored.sessions(), sm.sessions());
 }
 
@@ -454,4 +454,38 @@ fn applying_unobserved_changes_the_state_exactly_as_applying_with_replies() {
         assert_eq!(observed, unobserved, "after entry {}", i + 1);
     }
     assert_eq!(observed.encode_snapshot(), unobserved.encode_snapshot());
+}
+
+#[test]
+fn a_reader_sees_every_apply_and_restore_and_a_clone_is_separate() {
+    let mut sm = KvStateMachine::default();
+    let reader = sm.reader();
+    let value_of = |r: &KvReader, k: &str| {
+        r.read(&RangeRequest::key(b(k)))
+            .unwrap()
+            .kvs
+            .first()
+            .map(|kv| kv.value.clone())
+    };
+    assert_eq!(value_of(&reader, "k"), None);
+    sm.apply(
+        LogIndex(1),
+        &Command::new(PutRequest::new(b("k"), b("1"))).encode(),
+    );
+    assert_eq!(value_of(&reader, "k"), Some(b("1")));
+    assert_eq!(reader.revision(), sm.revision());
+
+    // A clone is another machine: applying to it leaves the reader's alone.
+    let mut other = sm.clone();
+    other.apply(
+        LogIndex(2),
+        &Command::new(PutRequest::new(b("k"), b("2"))).encode(),
+    );
+    assert_eq!(value_of(&reader, "k"), Some(b("1")));
+    assert_ne!(other, sm);
+
+    // A restore replaces the state the reader sees (it is not left on the old one).
+    sm.restore(&other.snapshot());
+    assert_eq!(value_of(&reader, "k"), Some(b("2")));
+    assert_eq!(sm, other);
 }
