@@ -147,6 +147,7 @@ impl Raft {
             return Err(Error::Config("no voters in the configuration".into()));
         }
         let log = RaftLog::restore(snapshot, entries, hard_state.commit);
+        let read_only = ReadOnly::new(config.seed);
         let mut raft = Raft {
             id: config.id,
             rng: Rng::new(config.seed),
@@ -164,7 +165,7 @@ impl Raft {
             election_elapsed: 0,
             heartbeat_elapsed: 0,
             election_timeout: 0,
-            read_only: ReadOnly::default(),
+            read_only,
             transferee: NodeId::NONE,
             transfer_elapsed: 0,
             uncommitted_bytes: 0,
@@ -435,8 +436,7 @@ impl Raft {
                 Ok(())
             }
             _ if self.leader.is_some() => {
-                self.read_only.forwarded.insert(ctx);
-                self.send(self.leader, MessageBody::ReadIndex { ctx });
+                self.forward_read(self.leader, ctx);
                 Ok(())
             }
             _ => Err(ReadError::NoLeader),
@@ -529,7 +529,10 @@ impl Raft {
             hard_state: (hard != self.prev_hard).then_some(hard),
             snapshot,
             entries,
-            messages: std::mem::take(&mut self.msgs),
+            messages: {
+                self.read_only.close_batch();
+                std::mem::take(&mut self.msgs)
+            },
             persisted_messages: std::mem::take(&mut self.msgs_after_persist),
             committed_entries: self.log.take_committed(),
             read_states: std::mem::take(&mut self.read_states),

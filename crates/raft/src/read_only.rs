@@ -4,6 +4,13 @@
 //! numbers carried in appends and echoed in answers, and reads forwarded by followers. A read
 //! registered in round `s` is confirmed when a quorum (counting the leader) has answered a
 //! message of the current term carrying a round ≥ `s`; many reads share one round.
+//!
+//! A follower batches too: the reads it receives before its next `Ready` share one
+//! `ReadIndex` request to the leader (a batch id, not each read's context, goes on the wire);
+//! the answer serves them all — each read arrived before the request left, so the leader's
+//! commit index at its receipt is a valid read index for every one. Batch ids are never
+//! reused: they count up from a value drawn from the node's seed, so an answer that outlived
+//! a restart of this node cannot match a batch of the new process.
 //! Must never: answer a read before the leader has committed an entry of its own term, or
 //! answer one after losing leadership.
 
@@ -11,7 +18,7 @@ use crate::message::{Message, MessageBody};
 use crate::node::Raft;
 use crate::ready::{ReadFailure, ReadState, Role};
 use crate::types::{LogIndex, NodeId};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Clone, Copy, Debug)]
 struct PendingRead {
@@ -31,11 +38,28 @@ pub(crate) struct ReadOnly {
     waiting_commit: Vec<(NodeId, u64)>,
     /// Reads waiting for a quorum to confirm their round, in round order.
     pending: VecDeque<PendingRead>,
-    /// Follower: contexts forwarded to the leader, not yet answered.
-    pub(crate) forwarded: BTreeSet<u64>,
+    /// Follower: batches forwarded to the leader, not yet answered: batch id → contexts.
+    forwarded: BTreeMap<u64, Vec<u64>>,
+    /// Follower: the batch whose request is still in the outbox (joinable until `ready`).
+    open_batch: Option<u64>,
+    /// Follower: the next batch id.
+    next_batch: u64,
 }
 
 impl ReadOnly {
+    /// Batch ids start at a value derived from `seed` (never 0 in practice, never reused).
+    pub(crate) fn new(seed: u64) -> ReadOnly {
+        ReadOnly {
+            next_batch: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17),
+            ..ReadOnly::default()
+        }
+    }
+
+    /// The outbox was handed to the driver: a new read needs a new batch.
+    pub(crate) fn close_batch(&mut self) {
+        self.open_batch = None;
+    }
+
     pub(crate) fn current_seq(&self) -> u64 {
         self.seq
     }
@@ -84,15 +108,33 @@ impl ReadOnly {
 
     /// The leader we forwarded to is gone: those reads fail.
     pub(crate) fn fail_forwarded(&mut self, failures: &mut Vec<ReadFailure>) {
+        self.open_batch = None;
         failures.extend(
             std::mem::take(&mut self.forwarded)
-                .into_iter()
+                .into_values()
+                .flatten()
                 .map(|ctx| ReadFailure { ctx }),
         );
     }
 }
 
 impl Raft {
+    /// Follower: forward read `ctx` to `leader`, in the open batch or a new one.
+    pub(crate) fn forward_read(&mut self, leader: NodeId, ctx: u64) {
+        let batch = match self.read_only.open_batch {
+            Some(b) => b,
+            None => {
+                let b = self.read_only.next_batch;
+                self.read_only.next_batch = b.wrapping_add(1);
+                debug_assert!(!self.read_only.forwarded.contains_key(&b));
+                self.read_only.open_batch = Some(b);
+                self.send(leader, MessageBody::ReadIndex { ctx: b });
+                b
+            }
+        };
+        self.read_only.forwarded.entry(batch).or_default().push(ctx);
+    }
+
     /// A read arrives at the leader, from itself or forwarded by `from`.
     pub(crate) fn leader_read(&mut self, from: NodeId, ctx: u64) {
         debug_assert_eq!(self.role, Role::Leader);
@@ -181,14 +223,19 @@ impl Raft {
         self.send(from, MessageBody::ReadIndexResponse { ctx, index: None });
     }
 
-    /// Follower: the leader answered a forwarded read.
-    pub(crate) fn forwarded_read_done(&mut self, ctx: u64, index: Option<LogIndex>) {
-        if !self.read_only.forwarded.remove(&ctx) {
+    /// Follower: the leader answered a forwarded batch.
+    pub(crate) fn forwarded_read_done(&mut self, batch: u64, index: Option<LogIndex>) {
+        let Some(ctxs) = self.read_only.forwarded.remove(&batch) else {
             return; // already failed (leader changed) or unknown
+        };
+        if self.read_only.open_batch == Some(batch) {
+            self.read_only.open_batch = None; // answered before `ready`: never join it
         }
-        match index {
-            Some(index) => self.read_states.push(ReadState { ctx, index }),
-            None => self.read_failures.push(ReadFailure { ctx }),
+        for ctx in ctxs {
+            match index {
+                Some(index) => self.read_states.push(ReadState { ctx, index }),
+                None => self.read_failures.push(ReadFailure { ctx }),
+            }
         }
     }
 }

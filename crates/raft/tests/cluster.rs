@@ -708,3 +708,41 @@ fn a_higher_term_answer_from_outside_the_configuration_is_dropped() {
     net.raft(l).step(from_member).unwrap();
     assert!(!net.raft(l).is_leader());
 }
+
+#[test]
+fn a_followers_reads_of_one_turn_share_one_read_index_request() {
+    let mut net = Net::new(3);
+    let l = net.elect();
+    net.raft(l).propose(Bytes::from_static(b"x")).unwrap();
+    net.deliver();
+    let f = net.nodes.keys().copied().find(|&i| i != l).unwrap();
+    let requests = |net: &Net| net.sent.get("ReadIndex").copied().unwrap_or(0);
+    let before = requests(&net);
+    for ctx in [8, 9, 10] {
+        net.raft(f).read_index(ctx).unwrap();
+    }
+    net.deliver();
+    assert_eq!(
+        requests(&net),
+        before + 1,
+        "one request for the three reads"
+    );
+    let commit = net.raft(l).commit_index();
+    let served: Vec<_> = net.nodes[&f]
+        .reads
+        .iter()
+        .map(|r| (r.ctx, r.index))
+        .collect();
+    assert_eq!(served, vec![(8, commit), (9, commit), (10, commit)]);
+
+    // A read after the request left needs a request of its own, at the newer commit.
+    net.raft(l).propose(Bytes::from_static(b"y")).unwrap();
+    net.deliver();
+    net.raft(f).read_index(11).unwrap();
+    net.deliver();
+    assert_eq!(requests(&net), before + 2);
+    let last = net.nodes[&f].reads.last().copied().unwrap();
+    assert_eq!(last.ctx, 11);
+    assert_eq!(last.index, net.raft(l).commit_index());
+    assert!(last.index > commit);
+}
