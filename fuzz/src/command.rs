@@ -99,7 +99,11 @@ fn meta_entry(mut sm: KvStateMachine, index: LogIndex, data: &[u8]) {
         return refused(&reply, &before, &sm);
     };
     assert_eq!(&cmd.encode()[..], data, "{cmd:?} re-encodes differently");
-    assert_eq!(sm.store(), before.store(), "{cmd:?} changed the key space");
+    assert_eq!(
+        *sm.store(),
+        *before.store(),
+        "{cmd:?} changed the key space"
+    );
     assert_eq!(
         sm.sessions(),
         before.sessions(),
@@ -128,8 +132,8 @@ fn refused(reply: &[u8], before: &KvStateMachine, after: &KvStateMachine) {
         "an undecodable entry is answered with its decode error"
     );
     assert_eq!(
-        after.store(),
-        before.store(),
+        *after.store(),
+        *before.store(),
         "an undecodable entry changed a key"
     );
     assert_eq!(after.sessions(), before.sessions());
