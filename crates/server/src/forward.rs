@@ -168,8 +168,6 @@ pub struct Forwarder {
     next: AtomicU64,
     pending: Mutex<HashMap<u64, Waiter>>,
     serve: OnceLock<Serve>,
-    /// Frames from peers that did not decode.
-    pub bad_frames: AtomicU64,
 }
 
 struct Waiter {
@@ -206,7 +204,6 @@ impl Forwarder {
             next: AtomicU64::new(start),
             pending: Mutex::new(HashMap::new()),
             serve: OnceLock::new(),
-            bad_frames: AtomicU64::new(0),
         });
         link.set_app(f.clone());
         f
@@ -261,6 +258,15 @@ impl Forwarder {
         }
     }
 
+    /// End request `id` with `outcome` if it still waits and its waiter satisfies `when`.
+    fn finish(&self, id: u64, when: impl FnOnce(&Waiter) -> bool, outcome: Outcome) {
+        let mut pending = self.pending.lock().expect("forward lock");
+        if pending.get(&id).is_some_and(when) {
+            let w = pending.remove(&id).expect("present");
+            let _ = w.tx.send(outcome);
+        }
+    }
+
     /// Answer request `id` of `to` (from the serving task; waits while the queue is full).
     pub async fn reply(&self, to: NodeId, id: u64, result: Result<Bytes, Status>) {
         let mut frame = encode_reply(id, &result);
@@ -288,18 +294,14 @@ impl AppFrames for Forwarder {
                 None => tracing::debug!("forwarding request before the API started: dropped"),
             },
             Ok(Frame::Reply { id, result }) => {
-                let mut pending = self.pending.lock().expect("forward lock");
+                let outcome = match result {
+                    Ok(r) => Outcome::Done(r),
+                    Err(s) => Outcome::Failed(s),
+                };
                 // Only the member the request went to answers it.
-                if pending.get(&id).is_some_and(|w| w.to == from) {
-                    let w = pending.remove(&id).expect("present");
-                    let _ = w.tx.send(match result {
-                        Ok(r) => Outcome::Done(r),
-                        Err(s) => Outcome::Failed(s),
-                    });
-                }
+                self.finish(id, |w| w.to == from, outcome);
             }
             Err(e) => {
-                self.bad_frames.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(peer = format_args!("{:x}", from.0), error = %e, "bad forwarding frame dropped");
             }
         }
@@ -322,26 +324,15 @@ impl AppFrames for Forwarder {
 
     fn unsent(&self, to: NodeId, frame: &[u8]) {
         if let Some(id) = request_id(frame) {
-            let mut pending = self.pending.lock().expect("forward lock");
-            if pending.get(&id).is_some_and(|w| w.to == to && !w.written) {
-                let w = pending.remove(&id).expect("present");
-                let _ = w.tx.send(Outcome::NotSent);
-            }
+            self.finish(id, |w| w.to == to && !w.written, Outcome::NotSent);
         }
     }
 
     fn connection_lost(&self, peer: NodeId) {
         let mut pending = self.pending.lock().expect("forward lock");
         // Requests still queued go on the next connection (or are reported unsent).
-        let lost: Vec<u64> = pending
-            .iter()
-            .filter(|(_, w)| w.to == peer && w.written)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in lost {
-            if let Some(w) = pending.remove(&id) {
-                let _ = w.tx.send(Outcome::Lost);
-            }
+        for (_, w) in pending.extract_if(|_, w| w.to == peer && w.written) {
+            let _ = w.tx.send(Outcome::Lost);
         }
     }
 }
@@ -407,6 +398,30 @@ mod tests {
         assert_eq!(decode(bad.freeze()).unwrap_err(), FrameError::Malformed);
     }
 
+    /// `f.call` of `cmd` to member 2 on a task, giving up when `give_up` resolves.
+    fn spawn_call(
+        f: &Arc<Forwarder>,
+        cmd: &'static [u8],
+        give_up: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<Outcome> {
+        let f = f.clone();
+        tokio::spawn(async move {
+            f.call(NodeId(2), cmd, Duration::from_secs(1), give_up)
+                .await
+        })
+    }
+
+    /// A give-up future and the sender that fires it.
+    fn give_up_signal() -> (
+        oneshot::Sender<()>,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let (tx, rx) = oneshot::channel::<()>();
+        (tx, async {
+            let _ = rx.await;
+        })
+    }
+
     #[tokio::test]
     async fn a_reply_reaches_only_its_request_and_a_lost_connection_fails_the_rest() {
         let link = Arc::new(PeerLink::new(1 << 20));
@@ -426,16 +441,7 @@ mod tests {
 
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         link.set_queue_for_test(NodeId(2), tx);
-        let f2 = f.clone();
-        let call = tokio::spawn(async move {
-            f2.call(
-                NodeId(2),
-                b"cmd",
-                Duration::from_secs(1),
-                std::future::pending(),
-            )
-            .await
-        });
+        let call = spawn_call(&f, b"cmd", std::future::pending());
         let sent = rx.recv().await.unwrap();
         let Frame::Request(r) = decode(sent).unwrap() else {
             panic!("not a request")
@@ -461,27 +467,9 @@ mod tests {
 
         // A lost connection fails only what was written to it; what was never written
         // is reported unsent.
-        let f2 = f.clone();
-        let queued = tokio::spawn(async move {
-            f2.call(
-                NodeId(2),
-                b"q",
-                Duration::from_secs(1),
-                std::future::pending(),
-            )
-            .await
-        });
+        let queued = spawn_call(&f, b"q", std::future::pending());
         let queued_frame = rx.recv().await.unwrap();
-        let f2 = f.clone();
-        let written = tokio::spawn(async move {
-            f2.call(
-                NodeId(2),
-                b"w",
-                Duration::from_secs(1),
-                std::future::pending(),
-            )
-            .await
-        });
+        let written = spawn_call(&f, b"w", std::future::pending());
         let written_frame = rx.recv().await.unwrap();
         f.written(NodeId(2), &written_frame);
         f.connection_lost(NodeId(3));
@@ -498,28 +486,14 @@ mod tests {
 
         // Giving up: a request not written yet is withdrawn (and then never written); one
         // already written has an unknown outcome.
-        let (give_up, gave_up) = oneshot::channel::<()>();
-        let f2 = f.clone();
-        let withdrawn = tokio::spawn(async move {
-            let give_up = async {
-                let _ = gave_up.await;
-            };
-            f2.call(NodeId(2), b"g", Duration::from_secs(1), give_up)
-                .await
-        });
+        let (give_up, gave_up) = give_up_signal();
+        let withdrawn = spawn_call(&f, b"g", gave_up);
         let withdrawn_frame = rx.recv().await.unwrap();
         give_up.send(()).unwrap();
         assert!(matches!(withdrawn.await.unwrap(), Outcome::NotSent));
         assert!(!f.written(NodeId(2), &withdrawn_frame), "never written now");
-        let (give_up, gave_up) = oneshot::channel::<()>();
-        let f2 = f.clone();
-        let unknown = tokio::spawn(async move {
-            let give_up = async {
-                let _ = gave_up.await;
-            };
-            f2.call(NodeId(2), b"u", Duration::from_secs(1), give_up)
-                .await
-        });
+        let (give_up, gave_up) = give_up_signal();
+        let unknown = spawn_call(&f, b"u", gave_up);
         let unknown_frame = rx.recv().await.unwrap();
         assert!(f.written(NodeId(2), &unknown_frame));
         give_up.send(()).unwrap();

@@ -140,8 +140,9 @@ fn hello(cfg: &TransportConfig, to: NodeId) -> Vec<u8> {
 ///
 /// What happened to each application frame sent is told precisely, so that the layer above
 /// knows whether the peer may have acted on it: [`AppFrames::written`] before it goes into
-/// a connection (which may veto it: a frame nobody waits for any more is not written), [`AppFrames::unsent`] when it was dropped without ever being written (no
-/// connection, or the peer had closed it before the write), and
+/// a connection (which may veto it: a frame nobody waits for any more is not written),
+/// [`AppFrames::unsent`] when it was dropped without ever being written (no connection, or
+/// the peer had closed it before the write), and
 /// [`AppFrames::connection_lost`] when a connection ended — frames written to it may or
 /// may not have been read. All are called on transport tasks: none may block.
 pub trait AppFrames: Send + Sync {
