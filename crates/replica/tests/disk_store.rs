@@ -55,6 +55,7 @@ fn options() -> DiskOptions {
     DiskOptions {
         segment_bytes: 512,
         write_buffer_bytes: 1,
+        preallocate_bytes: 100,
     }
 }
 

@@ -104,6 +104,7 @@ impl SimConfig {
     pub const DISK_DEFAULT: DiskOptions = DiskOptions {
         segment_bytes: 4 << 10,
         write_buffer_bytes: 256,
+        preallocate_bytes: 1 << 10,
     };
 
     /// `nodes` nodes, 10 ms ticks, election timeout [150, 300) ms, heartbeat 50 ms, PreVote

@@ -174,6 +174,7 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
     cfg.disk = DiskOptions {
         segment_bytes: [1 << 10, 4 << 10, 64 << 10][pick(40, 3) as usize],
         write_buffer_bytes: [1, 256, 64 << 10][pick(44, 3) as usize],
+        preallocate_bytes: [0, 300, 4 << 10][pick(48, 3) as usize],
     };
     cfg
 }

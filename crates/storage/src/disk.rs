@@ -34,6 +34,11 @@ pub struct DiskOptions {
     pub segment_bytes: u64,
     /// Hand buffered records to the file once this many bytes are pending.
     pub write_buffer_bytes: usize,
+    /// Zero-fill the active segment ahead of the records in steps of this many bytes (0: no
+    /// preallocation). A record then overwrites blocks the file already has, so its
+    /// `fdatasync` flushes data only: the file's size does not change, no journal commit
+    /// (on ext4 about half the latency of a sync that grows the file, less under load).
+    pub preallocate_bytes: u64,
 }
 
 impl Default for DiskOptions {
@@ -41,6 +46,7 @@ impl Default for DiskOptions {
         DiskOptions {
             segment_bytes: 64 << 20,
             write_buffer_bytes: 1 << 20,
+            preallocate_bytes: 1 << 20,
         }
     }
 }
@@ -69,7 +75,8 @@ pub struct RecoveryReport {
     pub segments: usize,
     pub records: u64,
     pub entries: usize,
-    /// A torn or zero-filled tail cut off: file, offset where valid data ended, bytes removed.
+    /// A torn tail cut off: file, offset where valid data ended, bytes of torn data removed
+    /// (preallocated zeros after them not counted).
     pub truncated: Option<(PathBuf, u64, u64)>,
     /// Leftover temporary files and snapshots no marker refers to, removed.
     pub removed: Vec<PathBuf>,
@@ -84,6 +91,8 @@ pub struct DiskStore<F: Fs> {
     pub(crate) segments: Vec<Segment<F>>,
     /// Bytes of the active (last) segment handed to the file.
     pub(crate) file_len: u64,
+    /// Size of the active segment's file: `file_len ..alloc_len` holds zeros (preallocated).
+    pub(crate) alloc_len: u64,
     /// Encoded records not yet handed to the file; they start at `file_len`.
     pub(crate) buf: Vec<u8>,
     pub(crate) hard_state: HardState,
@@ -139,6 +148,16 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
         return None;
     }
     u64::from_str_radix(stem, 16).ok()
+}
+
+/// The file size that holds `data_end` bytes of data and zeros after them up to the next
+/// multiple of `step` (`data_end` itself when `step` is 0).
+pub(crate) fn preallocated_len(data_end: u64, step: u64) -> u64 {
+    if step == 0 {
+        data_end
+    } else {
+        data_end.div_ceil(step) * step
+    }
 }
 
 /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
@@ -271,15 +290,23 @@ impl<F: Fs> DiskStore<F> {
         if self.buf.is_empty() {
             return Ok(());
         }
+        let data_end = self.file_len + self.buf.len() as u64;
+        if data_end > self.alloc_len {
+            // Past the zeroed region: write the next stretch of zeros with the records.
+            let padded = preallocated_len(data_end, self.opts.preallocate_bytes);
+            self.buf.resize((padded - self.file_len) as usize, 0);
+        }
         let seg = self.active();
         let res = seg
             .file
-            .append(&self.buf)
+            .write_at(&self.buf, self.file_len)
             .map_err(|e| io_err(seg.path.display(), e));
         if let Err(e) = res {
             return Err(self.poison(e));
         }
-        self.file_len += self.buf.len() as u64;
+        self.alloc_len = self.alloc_len.max(self.file_len + self.buf.len() as u64);
+        self.file_len = data_end;
+        debug_assert!(self.file_len <= self.alloc_len);
         self.buf.clear();
         self.written_ticket += 1;
         Ok(())
@@ -313,15 +340,17 @@ impl<F: Fs> DiskStore<F> {
             .durable
             .fetch_max(self.written_ticket, Ordering::AcqRel);
         let seq = old.seq + 1;
-        let seg = self.create_segment(seq)?;
-        self.file_len = seg.1;
-        self.segments.push(seg.0);
+        let (seg, len, alloc) = self.create_segment(seq)?;
+        self.file_len = len;
+        self.alloc_len = alloc;
+        self.segments.push(seg);
         Ok(())
     }
 
-    /// Create segment `seq` holding its header, the current snapshot marker and hard state,
-    /// durably (temp file, fsync, rename, fsync of the directory). Returns it and its size.
-    pub(crate) fn create_segment(&self, seq: u64) -> Result<(Segment<F>, u64), StorageError> {
+    /// Create segment `seq` holding its header, the current snapshot marker and hard state
+    /// and the first preallocated zeros, durably (temp file, fsync, rename, fsync of the
+    /// directory). Returns it, the length of its data and the size of its file.
+    pub(crate) fn create_segment(&self, seq: u64) -> Result<(Segment<F>, u64, u64), StorageError> {
         let wal = wal_dir(&self.dir);
         let path = wal.join(segment_name(seq));
         let mut bytes = codec::encode_segment_header(seq, &self.identity);
@@ -333,6 +362,9 @@ impl<F: Fs> DiskStore<F> {
             &mut bytes,
         );
         codec::encode_record(&Record::HardState(self.hard_state), &mut bytes);
+        let len = bytes.len() as u64;
+        let alloc = preallocated_len(len, self.opts.preallocate_bytes);
+        bytes.resize(alloc as usize, 0);
         write_atomic(&self.fs, &path, &bytes)?;
         let file = self.fs.open(&path).map_err(|e| io_err(path.display(), e))?;
         Ok((
@@ -342,7 +374,8 @@ impl<F: Fs> DiskStore<F> {
                 file: Arc::new(file),
                 max_index: LogIndex(0),
             },
-            bytes.len() as u64,
+            len,
+            alloc,
         ))
     }
 

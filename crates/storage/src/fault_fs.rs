@@ -3,7 +3,7 @@
 //! in part, with the write in flight torn at any byte. Tests use it to cut power at every
 //! write/sync boundary of a workload; the simulator uses it as its nodes' disks.
 //!
-//! Owns: a model of files (durable bytes + unsynced appends), directories (durable entries +
+//! Owns: a model of files (durable bytes + unsynced writes), directories (durable entries +
 //! unsynced links/unlinks), an operation counter with an optional cut point, and the rules of
 //! what survives a cut ([`Restart`]). Must never: let an unsynced write survive except as a
 //! prefix of the writes to its file (a torn write is the end of that prefix), or let an
@@ -33,20 +33,46 @@ pub enum Restart {
 #[derive(Clone, Debug, Default)]
 struct Inode {
     durable: Vec<u8>,
-    /// Appends since the last sync, in order.
-    unsynced: Vec<Vec<u8>>,
+    /// Writes since the last sync, in order: (offset, bytes).
+    unsynced: Vec<(usize, Vec<u8>)>,
+}
+
+/// Apply one write to a file's bytes (offset at most the length: no holes).
+fn put(data: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
+    debug_assert!(offset <= data.len(), "writes never leave holes");
+    let end = offset + bytes.len();
+    if end > data.len() {
+        data.resize(end, 0);
+    }
+    data[offset..end].copy_from_slice(bytes);
 }
 
 impl Inode {
     fn len(&self) -> usize {
-        self.durable.len() + self.unsynced.iter().map(Vec::len).sum::<usize>()
+        self.unsynced
+            .iter()
+            .fold(self.durable.len(), |n, (o, w)| n.max(o + w.len()))
     }
     fn content(&self) -> Vec<u8> {
         let mut out = self.durable.clone();
-        for w in &self.unsynced {
-            out.extend_from_slice(w);
+        for (o, w) in &self.unsynced {
+            put(&mut out, *o, w);
         }
         out
+    }
+    /// Make every unsynced write durable.
+    fn settle(&mut self) {
+        for (o, w) in std::mem::take(&mut self.unsynced) {
+            put(&mut self.durable, o, &w);
+        }
+    }
+    /// A torn write reached the disk: its first `n` bytes, then (with `zero_fill`) zeros
+    /// for the rest of its length.
+    fn put_torn(&mut self, offset: usize, w: &[u8], n: usize, zero_fill: bool) {
+        put(&mut self.durable, offset, &w[..n]);
+        if zero_fill {
+            put(&mut self.durable, offset + n, &vec![0; w.len() - n]);
+        }
     }
 }
 
@@ -67,6 +93,7 @@ struct Dir {
 #[derive(Clone, Debug)]
 struct InFlight {
     ino: u64,
+    offset: usize,
     buf: Vec<u8>,
 }
 
@@ -152,30 +179,23 @@ impl State {
                     torn_bytes,
                     zero_fill,
                 } => {
-                    for w in unsynced {
-                        inode.durable.extend_from_slice(&w);
+                    for (o, w) in unsynced {
+                        put(&mut inode.durable, o, &w);
                     }
                     if let Some(f) = in_flight.as_ref().filter(|f| f.ino == ino) {
                         let n = torn_bytes.min(f.buf.len());
-                        inode.durable.extend_from_slice(&f.buf[..n]);
-                        if zero_fill {
-                            inode
-                                .durable
-                                .resize(inode.durable.len() + f.buf.len() - n, 0);
-                        }
+                        inode.put_torn(f.offset, &f.buf, n, zero_fill);
                     }
                 }
                 Restart::Random { .. } => {
                     let keep = (mix(&mut rng) % (unsynced.len() as u64 + 1)) as usize;
-                    for (i, w) in unsynced.iter().enumerate() {
+                    for (i, (o, w)) in unsynced.iter().enumerate() {
                         if i < keep {
-                            inode.durable.extend_from_slice(w);
+                            put(&mut inode.durable, *o, w);
                         } else if i == keep {
                             let n = (mix(&mut rng) % (w.len() as u64 + 1)) as usize;
-                            inode.durable.extend_from_slice(&w[..n]);
-                            if mix(&mut rng).is_multiple_of(4) {
-                                inode.durable.resize(inode.durable.len() + w.len() - n, 0);
-                            }
+                            let zero_fill = mix(&mut rng).is_multiple_of(4);
+                            inode.put_torn(*o, w, n, zero_fill);
                         }
                     }
                 }
@@ -294,30 +314,48 @@ impl FaultFs {
     }
 }
 
-impl FsFile for FaultFile {
-    fn append(&self, buf: &[u8]) -> io::Result<()> {
+impl FaultFile {
+    /// One write at `offset` (`None`: at the end), counted as an operation; at the cut it
+    /// becomes the write in flight.
+    fn write(&self, buf: &[u8], offset: Option<u64>) -> io::Result<()> {
         let mut st = self.state.lock().expect("FaultFs lock poisoned");
+        let len = st.inodes.get(&self.ino).ok_or_else(power_cut)?.len();
+        let offset = offset.map_or(len, |o| o as usize);
+        if offset > len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("write at {offset} past the end ({len}) would leave a hole"),
+            ));
+        }
         if let Err(e) = st.op() {
             if st.in_flight.is_none() && !buf.is_empty() {
                 st.in_flight = Some(InFlight {
                     ino: self.ino,
+                    offset,
                     buf: buf.to_vec(),
                 });
             }
             return Err(e);
         }
         let inode = st.inodes.get_mut(&self.ino).ok_or_else(power_cut)?;
-        inode.unsynced.push(buf.to_vec());
+        inode.unsynced.push((offset, buf.to_vec()));
         Ok(())
+    }
+}
+
+impl FsFile for FaultFile {
+    fn append(&self, buf: &[u8]) -> io::Result<()> {
+        self.write(buf, None)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.write(buf, Some(offset))
     }
     fn sync_data(&self) -> io::Result<()> {
         let mut st = self.state.lock().expect("FaultFs lock poisoned");
         st.op()?;
         st.syncs += 1;
         let inode = st.inodes.get_mut(&self.ino).ok_or_else(power_cut)?;
-        for w in std::mem::take(&mut inode.unsynced) {
-            inode.durable.extend_from_slice(&w);
-        }
+        inode.settle();
         Ok(())
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -326,24 +364,21 @@ impl FsFile for FaultFile {
             return Err(power_cut());
         }
         let inode = st.inodes.get(&self.ino).ok_or_else(power_cut)?;
-        let mut pos = offset as usize;
-        let mut out = 0;
-        let mut base = 0;
-        for chunk in std::iter::once(&inode.durable).chain(inode.unsynced.iter()) {
-            let end = base + chunk.len();
-            while out < buf.len() && pos >= base && pos < end {
-                let n = (end - pos).min(buf.len() - out);
-                buf[out..out + n].copy_from_slice(&chunk[pos - base..pos - base + n]);
-                out += n;
-                pos += n;
-            }
-            base = end;
-        }
-        if out < buf.len() {
+        let (lo, hi) = (offset as usize, offset as usize + buf.len());
+        if hi > inode.len() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "read past the end of the file",
             ));
+        }
+        // The durable bytes, then each later write over the part of it that overlaps.
+        let writes =
+            std::iter::once((0, &inode.durable)).chain(inode.unsynced.iter().map(|(o, w)| (*o, w)));
+        for (o, w) in writes {
+            let (a, b) = (lo.max(o), hi.min(o + w.len()));
+            if a < b {
+                buf[a - lo..b - lo].copy_from_slice(&w[a - o..b - o]);
+            }
         }
         Ok(())
     }
@@ -494,6 +529,11 @@ mod tests {
         fs.create_dir_all(&p("/d")).unwrap();
         let f = fs.create(&p("/d/a")).unwrap();
         f.append(b"hello").unwrap();
+        assert_eq!(
+            f.write_at(b"x", 9).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput,
+            "a hole"
+        );
         fs.sync_dir(&p("/d")).unwrap();
         f.sync_data().unwrap();
         f.append(b" world").unwrap();
@@ -517,6 +557,30 @@ mod tests {
         assert!(f.sync_data().is_err(), "dead until restart");
         fs.restart(Restart::KeepCompleted {
             torn_bytes: 2,
+            zero_fill: true,
+        });
+        assert_eq!(fs.read(&p("/d/a")).unwrap(), b"abcde\0\0\0");
+    }
+
+    #[test]
+    fn overwrites_of_a_zeroed_region_are_lost_or_torn_like_appends() {
+        let fs = FaultFs::new();
+        fs.create_dir_all(&p("/d")).unwrap();
+        let f = fs.create(&p("/d/a")).unwrap();
+        fs.sync_dir(&p("/d")).unwrap();
+        f.append(b"ab\0\0\0\0\0\0").unwrap();
+        f.sync_data().unwrap();
+        f.write_at(b"cd", 2).unwrap();
+        let mut got = [0u8; 4];
+        f.read_exact_at(&mut got, 1).unwrap();
+        assert_eq!(&got, b"bcd\0", "reads see unsynced writes");
+        let lost = fs.fork();
+        lost.restart(Restart::LoseUnsynced);
+        assert_eq!(lost.read(&p("/d/a")).unwrap(), b"ab\0\0\0\0\0\0");
+        fs.cut_power_after(fs.ops());
+        assert!(f.write_at(b"efgh", 4).is_err());
+        fs.restart(Restart::KeepCompleted {
+            torn_bytes: 1,
             zero_fill: true,
         });
         assert_eq!(fs.read(&p("/d/a")).unwrap(), b"abcde\0\0\0");

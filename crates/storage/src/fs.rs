@@ -7,15 +7,20 @@
 //! what `sync_data` / `sync_dir` promise, nothing more.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// An open file: appended to at its end, read at any offset, synced on demand. Shared between
-/// the thread that writes and the thread that syncs, hence `&self` everywhere.
+/// An open file: written at its end or over bytes it already has (a preallocated, zero-filled
+/// region), read at any offset, synced on demand. Shared between the thread that writes and
+/// the thread that syncs, hence `&self` everywhere.
 pub trait FsFile: Send + Sync + 'static {
     /// Append `buf` at the end of the file.
     fn append(&self, buf: &[u8]) -> io::Result<()>;
+    /// Write `buf` at `offset`, overwriting what is there and growing the file if it ends
+    /// past the end. `offset` must not be past the end: callers never leave holes
+    /// ([`crate::FaultFs`] rejects one with `InvalidInput`).
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Make the file's data (and its length) durable: `fdatasync`.
     fn sync_data(&self) -> io::Result<()>;
     /// Fill `buf` from `offset`; an error if the file is shorter.
@@ -30,9 +35,9 @@ pub trait Fs: Send + Sync + 'static {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Names of the entries of `dir`, in no particular order.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// Create `path` empty (truncating an existing file) and open it for appending.
+    /// Create `path` empty (truncating an existing file) and open it for writing.
     fn create(&self, path: &Path) -> io::Result<Self::File>;
-    /// Open an existing file for appending and reading.
+    /// Open an existing file for writing and reading.
     fn open(&self, path: &Path) -> io::Result<Self::File>;
     /// The whole content of `path`.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
@@ -56,7 +61,11 @@ pub struct StdFile(File);
 
 impl FsFile for StdFile {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
+        (&self.0).seek(SeekFrom::End(0))?;
         (&self.0).write_all(buf)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(&self.0, buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
@@ -88,7 +97,8 @@ impl Fs for StdFs {
         Ok(StdFile(f))
     }
     fn open(&self, path: &Path) -> io::Result<StdFile> {
-        let f = OpenOptions::new().read(true).append(true).open(path)?;
+        // Not O_APPEND: Linux ignores pwrite's offset on such files.
+        let f = OpenOptions::new().read(true).write(true).open(path)?;
         Ok(StdFile(f))
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

@@ -245,6 +245,7 @@ pub(crate) fn open<F: Fs>(
         opts,
         segments: Vec::new(),
         file_len: 0,
+        alloc_len: 0,
         buf: Vec::new(),
         hard_state: HardState::default(),
         snapshot: None,
@@ -261,9 +262,10 @@ pub(crate) fn open<F: Fs>(
         report,
     };
     if seqs.is_empty() {
-        let (seg, len) = store.create_segment(1)?;
+        let (seg, len, alloc) = store.create_segment(1)?;
         store.segments.push(seg);
         store.file_len = len;
+        store.alloc_len = alloc;
         *store.recovered.lock().expect("fresh mutex") = Some(Vec::new());
         return Ok(store);
     }
@@ -290,7 +292,7 @@ fn replay<F: Fs>(store: &mut DiskStore<F>, seqs: &[u64]) -> Result<(), StorageEr
     for (i, &seq) in seqs.iter().enumerate() {
         let path = wal.join(segment_name(seq));
         let is_last = i + 1 == seqs.len();
-        let (max_index, len) = replay_segment(store, &mut rp, seq, &path, is_last)?;
+        let (max_index, len, alloc) = replay_segment(store, &mut rp, seq, &path, is_last)?;
         let file = store
             .fs
             .open(&path)
@@ -302,6 +304,7 @@ fn replay<F: Fs>(store: &mut DiskStore<F>, seqs: &[u64]) -> Result<(), StorageEr
             max_index,
         });
         store.file_len = len;
+        store.alloc_len = alloc;
     }
     if let Some(first) = rp.first() {
         if first != rp.base.index.next() {
@@ -328,14 +331,15 @@ fn replay<F: Fs>(store: &mut DiskStore<F>, seqs: &[u64]) -> Result<(), StorageEr
     Ok(())
 }
 
-/// Replay one segment; returns the highest entry index in it and its valid length.
+/// Replay one segment; returns the highest entry index in it, the length of its valid data
+/// and the size of its file (larger when zeros were preallocated after the data).
 fn replay_segment<F: Fs>(
     store: &mut DiskStore<F>,
     rp: &mut Replay,
     seq: u64,
     path: &Path,
     is_last: bool,
-) -> Result<(LogIndex, u64), StorageError> {
+) -> Result<(LogIndex, u64, u64), StorageError> {
     let bytes = Bytes::from(store.fs.read(path).map_err(|e| io_err(path.display(), e))?);
     let header = codec::decode_segment_header(&bytes).map_err(|e| decode_failure(path, 0, e))?;
     check_owner(path, &store.identity, header.cluster_id, header.node_id.0)?;
@@ -366,8 +370,14 @@ fn replay_segment<F: Fs>(
                 rp.apply(rec, loc, path)?;
                 at += n;
             }
+            // Preallocated space (or a write whose zeros arrived but not its data, which
+            // no sync covered): the data ends here.
+            Err(_) if bytes[at..].iter().all(|&b| b == 0) => {
+                return Ok((max_index, at as u64, bytes.len() as u64));
+            }
             Err(e) if is_last && !valid_record_after(&bytes, at + 1) => {
-                let cut = (bytes.len() - at) as u64;
+                let torn_end = bytes.iter().rposition(|&b| b != 0).map_or(at, |i| i + 1);
+                let cut = (torn_end - at) as u64;
                 store
                     .fs
                     .truncate(path, at as u64)
@@ -385,7 +395,7 @@ fn replay_segment<F: Fs>(
             Err(e) => return Err(corrupt(path, at as u64, e)),
         }
     }
-    Ok((max_index, at as u64))
+    Ok((max_index, at as u64, at as u64))
 }
 
 fn load_snapshot<F: Fs>(store: &mut DiskStore<F>, base: EntryId) -> Result<(), StorageError> {

@@ -595,6 +595,9 @@ impl<F: storage::FsFile> storage::FsFile for TimedFile<F> {
     fn append(&self, buf: &[u8]) -> std::io::Result<()> {
         self.inner.append(buf)
     }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_at(buf, offset)
+    }
     fn sync_data(&self) -> std::io::Result<()> {
         let at = Instant::now();
         let r = self.inner.sync_data();
