@@ -3,8 +3,9 @@
 //! into `Ready` handling — persist → send → apply → advance — and client answers.
 //!
 //! The driver runs on a thread of its own (a current-thread tokio runtime), so the WAL's
-//! buffered writes never stall the network tasks; syncs run on the WAL's sync thread and come
-//! back as events, so the loop never waits on the disk.
+//! buffered writes never stall the client API's tasks; the peer transport runs on that same
+//! runtime (a message crosses no thread between its socket and the driver). Syncs run on the
+//! WAL's sync thread and come back as events, so the loop never waits on the disk.
 //!
 //! Owns: the node's request queue, the map from tokens to waiting clients, the published
 //! [`NodeStatus`]. Must never: answer a proposal before its entry applied, answer a
@@ -338,47 +339,18 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             replica.campaign();
         }
 
-        let listener =
-            TcpListener::bind(cfg.peer_listen)
-                .await
-                .map_err(|err| NodeError::Listen {
-                    addr: cfg.peer_listen,
-                    err,
-                })?;
-        let peer_addr = listener.local_addr()?;
-        let tcfg = TransportConfig {
-            cluster_id: cfg.cluster_id,
-            id: cfg.id,
-            frame_bytes_max: cfg.frame_bytes_max,
-            queue_msgs_max: cfg.peer_queue_msgs_max,
-            attrs: cfg.members.encode_attrs(cfg.id, &cfg.advertise),
-            local_ip: Some(cfg.peer_listen.ip()).filter(|ip| !ip.is_unspecified()),
-        };
-        let stats = Arc::new(TransportStats::default());
-        let cancel = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let (peer_tx, peer_rx) = mpsc::channel(cfg.peer_queue_msgs_max.max(1024));
-        let link = Arc::new(PeerLink::new(cfg.frame_bytes_max));
-        tracker.spawn(transport::accept_loop(
-            listener,
-            tcfg.clone(),
-            transport::Inbound {
-                members: cfg.members.clone(),
-                inbox: peer_tx,
-                stats: stats.clone(),
-                link: link.clone(),
-            },
-            cancel.clone(),
-            tracker.clone(),
+        // The driver's own runtime also runs the peer transport (accept loop, connection
+        // readers, outbound senders): a message read from a peer reaches the driver, and a
+        // message the driver sends reaches its socket, without waking another thread.
+        let rt = DriverRuntime(Some(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
         ));
-        let sender = transport::start_senders(
-            &tcfg,
-            &cfg.peers,
-            stats.clone(),
-            cancel.clone(),
-            &tracker,
-            link.clone(),
-        );
+        let net = {
+            let _on_driver = rt.get().enter();
+            start_transport(&cfg)?
+        };
         let (req_tx, req_rx) = mpsc::channel(cfg.request_queue_max);
         let (status_tx, status_rx) = watch::channel(status_of(&replica));
         let driver = Driver {
@@ -387,7 +359,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             directory,
             removed_at: None,
             replica,
-            sender,
+            sender: net.sender,
             status_tx,
             tokens: 0,
             proposals: HashMap::new(),
@@ -395,18 +367,19 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             tap: Tap::new(telemetry.clone()),
         };
         let tick = cfg.tick;
-        let dcancel = cancel.clone();
+        let dcancel = net.cancel.clone();
+        let inbox = net.inbox;
         let thread = std::thread::Builder::new()
             .name(format!("raftkv-node-{}", cfg.id.0))
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                let r = rt.block_on(driver.run(tick, req_rx, peer_rx, sync_rx, dcancel.clone()));
+                let run = driver.run(tick, req_rx, inbox, sync_rx, dcancel.clone());
+                let r = rt.get().block_on(run);
                 if let Err(e) = &r {
                     tracing::error!(error = %e, "node stopped");
                     dcancel.cancel();
                 }
+                // Dropping the runtime drops the transport tasks still on it.
+                drop(rt);
                 r
             })?;
         Ok(Node {
@@ -414,12 +387,12 @@ impl<M: StateMachine + Send + 'static> Node<M> {
                 tx: req_tx,
                 status: status_rx,
             },
-            stats,
+            stats: net.stats,
             telemetry,
-            peer_addr,
-            link,
-            cancel,
-            tracker,
+            peer_addr: net.peer_addr,
+            link: net.link,
+            cancel: net.cancel,
+            tracker: net.tracker,
             driver: Some(thread),
         })
     }
@@ -442,6 +415,98 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             None => Ok(()),
         }
     }
+}
+
+/// The driver thread's runtime. Dropped without waiting for its tasks (they are dropped), so
+/// that dropping it is allowed anywhere — also in `Node::start`'s async context when
+/// starting fails.
+struct DriverRuntime(Option<tokio::runtime::Runtime>);
+
+impl DriverRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for DriverRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The peer transport of a node, started on the runtime the caller entered.
+struct Transport {
+    peer_addr: SocketAddr,
+    stats: Arc<TransportStats>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    link: Arc<PeerLink>,
+    sender: PeerSender,
+    /// Messages read from peers, for the driver.
+    inbox: mpsc::Receiver<raft::Message>,
+}
+
+/// Bind the peer listener and spawn the accept loop and one sender per peer on the current
+/// runtime (the driver's: the caller entered it).
+fn start_transport(cfg: &NodeConfig) -> Result<Transport, NodeError> {
+    let listen = |err| NodeError::Listen {
+        addr: cfg.peer_listen,
+        err,
+    };
+    let socket = if cfg.peer_listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(listen)?;
+    socket.set_reuseaddr(true).map_err(listen)?;
+    socket.bind(cfg.peer_listen).map_err(listen)?;
+    let listener: TcpListener = socket.listen(1024).map_err(listen)?;
+    let peer_addr = listener.local_addr()?;
+    let tcfg = TransportConfig {
+        cluster_id: cfg.cluster_id,
+        id: cfg.id,
+        frame_bytes_max: cfg.frame_bytes_max,
+        queue_msgs_max: cfg.peer_queue_msgs_max,
+        attrs: cfg.members.encode_attrs(cfg.id, &cfg.advertise),
+        local_ip: Some(cfg.peer_listen.ip()).filter(|ip| !ip.is_unspecified()),
+    };
+    let stats = Arc::new(TransportStats::default());
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (peer_tx, inbox) = mpsc::channel(cfg.peer_queue_msgs_max.max(1024));
+    let link = Arc::new(PeerLink::new(cfg.frame_bytes_max));
+    tracker.spawn(transport::accept_loop(
+        listener,
+        tcfg.clone(),
+        transport::Inbound {
+            members: cfg.members.clone(),
+            inbox: peer_tx,
+            stats: stats.clone(),
+            link: link.clone(),
+        },
+        cancel.clone(),
+        tracker.clone(),
+    ));
+    let sender = transport::start_senders(
+        &tcfg,
+        &cfg.peers,
+        stats.clone(),
+        cancel.clone(),
+        &tracker,
+        link.clone(),
+    );
+    Ok(Transport {
+        peer_addr,
+        stats,
+        cancel,
+        tracker,
+        link,
+        sender,
+        inbox,
+    })
 }
 
 fn status_of<M: StateMachine>(r: &Replica<Store, M>) -> NodeStatus {
