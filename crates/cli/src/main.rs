@@ -13,6 +13,9 @@ mod sim_cmd;
 
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ABOUT: &str =
     "raftkv: a replicated, linearizable key/value store on Raft, speaking etcd's v3 API";
 
