@@ -110,11 +110,11 @@ impl Api {
         };
         // Weak: the link (owned by the node) must not keep the API alive.
         let weak = Arc::downgrade(&api.inner);
-        // Frames arrive on the node's driver thread; serve them on the API's runtime.
-        let rt = tokio::runtime::Handle::current();
+        // Frames arrive on the node driver's runtime and are served there: the proposal, its
+        // answer and the reply frame then never wake another thread.
         forwarder.serve_with(Box::new(move |from, req| {
             if let Some(inner) = weak.upgrade() {
-                rt.spawn(Api { inner }.serve_forward_frame(from, req));
+                tokio::spawn(Api { inner }.serve_forward_frame(from, req));
             }
         }));
         api
