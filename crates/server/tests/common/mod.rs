@@ -10,11 +10,30 @@ use std::path::Path;
 use std::time::Duration;
 
 /// `n` loopback addresses whose ports were free a moment ago.
+///
+/// The ports lie below the kernel's ephemeral range (32768–60999 by default), where
+/// `connect` never picks a local port: a port from `bind(0)` is in that range, and between
+/// this check and the member's own bind an outgoing connection of another member (say, to a
+/// peer not yet listening) could take it as its local port — seen as `AddrInUse` at start.
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let ls: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap()).collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Processes start at different places so that parallel test binaries rarely meet.
+    let start = std::process::id().wrapping_mul(97);
+    let mut out = Vec::new();
+    for _ in 0..SPAN {
+        if out.len() == n {
+            return out;
+        }
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + start.wrapping_add(k) % SPAN) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            out.push(l.local_addr().unwrap());
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN);
 }
 
 /// Peer and client addresses of every member.
