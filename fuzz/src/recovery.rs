@@ -102,6 +102,8 @@ fn options(plan: &Plan) -> DiskOptions {
     DiskOptions {
         segment_bytes: plan.segment_bytes,
         write_buffer_bytes: 512,
+        // With and without zeros ahead of the records (damage may land in them).
+        preallocate_bytes: [0, 200, 4096][(plan.segment_bytes % 3) as usize],
     }
 }
 
