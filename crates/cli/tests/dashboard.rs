@@ -153,12 +153,15 @@ fn ensure_browser() {
         .env("DEBIAN_FRONTEND", "noninteractive")));
 }
 
+/// A port free a moment ago, below the kernel's ephemeral range (32768–60999): a port from
+/// `bind(0)` lies in that range, where an outgoing connection could take it as its local
+/// port before chromedriver binds it.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let start = std::process::id() % 8000;
+    (0..8000)
+        .map(|k| 12_000 + ((start + k) % 8000) as u16)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port in 12000..20000")
 }
 
 /// A chromedriver process and one browser session in it.
@@ -385,17 +388,21 @@ fn the_page_follows_a_leader_change_and_a_lost_member() {
             })
     });
     println!("page at {url} shows {s}");
-    let ring_leader = browser.eval(
+    // The model changes at once, the drawing on the next animation frame: wait for it.
+    let leader_name = old_name.clone();
+    browser.wait_eval(
+        "the ring colouring the leader",
+        Duration::from_secs(5),
         "const g = document.querySelector('#ring g.node[data-role=leader]'); \
          return g ? g.dataset.name : null",
+        |v| v == leader_name.as_str(),
     );
-    assert_eq!(
-        ring_leader,
-        old_name.as_str(),
-        "the ring colours the leader"
+    browser.wait_eval(
+        "one log row per member",
+        Duration::from_secs(5),
+        "return document.querySelectorAll('#logrows .row').length",
+        |v| v == 3,
     );
-    let log_rows = browser.eval("return document.querySelectorAll('#logrows .row').length");
-    assert_eq!(log_rows, 3, "one log row per member");
 
     let killed_at = Instant::now();
     c.kill(old);
@@ -415,10 +422,12 @@ fn the_page_follows_a_leader_change_and_a_lost_member() {
         "{:.2} s after SIGKILL of leader {old_name} (term {old_term}) the page shows {s}",
         killed_at.elapsed().as_secs_f64()
     );
-    let timeline = browser.eval("return document.getElementById('events').textContent");
-    assert!(
-        timeline.as_str().unwrap_or("").contains("won the election"),
-        "the timeline tells the election: {timeline}"
+    // The timeline is redrawn every half second.
+    browser.wait_eval(
+        "the timeline telling the election",
+        Duration::from_secs(5),
+        "return document.getElementById('events').textContent",
+        |v| v.as_str().unwrap_or("").contains("won the election"),
     );
     let shot = screenshot_path();
     browser.screenshot(&shot);

@@ -53,7 +53,9 @@ fn etcdctl_adds_promotes_and_removes_a_member() {
     for i in 0..30 {
         ok(&eps, &["put", &format!("k{i}"), &format!("v{i}")]);
     }
-    let (client, peer) = ("127.0.0.1:41979", "http://127.0.0.1:41980");
+    // Below the kernel's ephemeral range (32768–60999): a port there can be taken as the
+    // local port of some outgoing connection before the learner binds it.
+    let (client, peer) = ("127.0.0.1:11979", "http://127.0.0.1:11980");
 
     let added = ok(
         &eps,

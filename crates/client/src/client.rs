@@ -226,13 +226,41 @@ impl Client {
     }
 
     /// `Cluster.MemberRemove` of member `id`.
+    ///
+    /// When an earlier attempt may have committed the removal (say the leader being removed
+    /// stepped down before it could answer) and a retry finds the member gone, the removal
+    /// is taken as done and answered with the current member list: the member is not in the
+    /// cluster, which is what the caller asked for.
     pub async fn member_remove(&self, id: u64) -> Result<MemberRemoveResponse, ClientError> {
-        self.read(|channel, budget| async move {
-            ClusterClient::new(channel)
-                .member_remove(timed(MemberRemoveRequest { id }, budget))
-                .await
-        })
-        .await
+        let cfg = &self.inner.cfg;
+        let mut state = CallState::new(cfg.request_timeout, cfg.attempt_timeout);
+        let result = run(
+            &self.inner.endpoints,
+            &mut state,
+            false,
+            |channel, budget| async move {
+                ClusterClient::new(channel)
+                    .member_remove(timed(MemberRemoveRequest { id }, budget))
+                    .await
+            },
+        )
+        .await;
+        match result {
+            Ok(reply) => Ok(reply.into_inner()),
+            Err(Stop::Failed(ClientError::Status(status)))
+                if state.maybe_sent && status.code() == tonic::Code::NotFound =>
+            {
+                tracing::debug!(id, "member gone on retry: an earlier attempt removed it");
+                let list = self.member_list().await?;
+                debug_assert!(list.members.iter().all(|m| m.id != id));
+                Ok(MemberRemoveResponse {
+                    header: list.header,
+                    members: list.members,
+                })
+            }
+            Err(Stop::Failed(err)) => Err(err),
+            Err(Stop::SessionExpired(msg)) => Err(ClientError::SessionExpired(msg)),
+        }
     }
 
     /// `Cluster.MemberPromote` of learner `id` (refused while it is behind the leader).

@@ -288,3 +288,57 @@ async fn connect_does_not_need_a_live_member_but_refuses_a_bad_config() {
     let none = Client::connect(ClientConfig::new(Vec::<String>::new())).await;
     assert!(matches!(none, Err(ClientError::Config(_))));
 }
+
+fn member(id: u64) -> Member {
+    Member {
+        id,
+        name: format!("m{id}"),
+        peer_ur_ls: vec![format!("http://127.0.0.1:{id}")],
+        client_ur_ls: vec![],
+        is_learner: false,
+    }
+}
+
+/// The first MemberRemove may have committed (the removed leader stepped down before it
+/// answered); the retry finds the member gone: the removal is done, not an error.
+#[tokio::test]
+async fn a_remove_whose_retry_finds_the_member_gone_succeeds() {
+    let state = State {
+        leader: 1,
+        members: vec![member(1), member(3)],
+    };
+    let a = Fake::spawn(
+        1,
+        Arc::new(|seen, n| match (seen.method, n) {
+            ("MemberRemove", 0) => Action::Fail(Status::unavailable("etcdserver: leader changed")),
+            ("MemberRemove", _) => Action::Fail(Status::not_found("etcdserver: member not found")),
+            _ => Action::Ok,
+        }),
+        state,
+    )
+    .await;
+    let c = client(&[&a.url], Duration::from_secs(5)).await;
+
+    let removed = c.member_remove(2).await.unwrap();
+    let ids: Vec<u64> = removed.members.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [1, 3], "answered with the current members");
+    assert_eq!(a.count("MemberRemove"), 2);
+    assert_eq!(a.count("MemberList"), 1);
+}
+
+/// Without an earlier attempt that may have applied, "not found" is the caller's error.
+#[tokio::test]
+async fn removing_an_unknown_member_is_an_error() {
+    let a = Fake::scripted(1, |seen, _| match seen.method {
+        "MemberRemove" => Action::Fail(Status::not_found("etcdserver: member not found")),
+        _ => Action::Ok,
+    })
+    .await;
+    let c = client(&[&a.url], Duration::from_secs(5)).await;
+
+    match c.member_remove(9).await {
+        Err(ClientError::Status(s)) => assert_eq!(s.code(), tonic::Code::NotFound),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert_eq!(a.count("MemberRemove"), 1);
+}

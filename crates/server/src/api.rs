@@ -10,7 +10,8 @@
 //! - no leader: wait for one (status change events), then try again;
 //! - the entry was overwritten by a new leader (`Lost`): it never applied, so propose again;
 //! - the outcome is unknown (`Unknown`, the forwarding connection broke mid-flight, or the
-//!   leader changed while a forwarded command waited for its answer): propose
+//!   leader changed while a forwarded command waited for its answer and the old leader
+//!   did not answer within the grace period that follows): propose
 //!   again only for a command with a session (the state machine drops the duplicate); else
 //!   answer "etcdserver: leader changed";
 //! - the deadline passed: "etcdserver: request timed out" (DEADLINE_EXCEEDED).
@@ -53,6 +54,11 @@ pub struct ApiLimits {
     pub request_timeout: Duration,
     /// Largest encoded command (etcd's `--max-request-bytes`, 1.5 MiB by default).
     pub request_bytes_max: usize,
+    /// How long a forwarded write still waits for the old leader's answer after another
+    /// leader appeared (or none is known): a deposed leader that is alive answers soon —
+    /// applied, or "not the leader" once its entry was overwritten (then it is retried
+    /// safely) — so the client is not told "leader changed" about a write that committed.
+    pub leader_change_grace: Duration,
 }
 
 /// The shared state of every service of one member. Cheap to clone.
@@ -316,18 +322,21 @@ impl Api {
         }
         let timeout = deadline.saturating_duration_since(Instant::now());
         let mut status = self.inner.handle.watch_status();
+        let grace = self.inner.limits.leader_change_grace;
         let leader_changed = async {
             loop {
                 if status.borrow_and_update().leader != Some(leader) {
-                    return;
+                    break;
                 }
                 if status.changed().await.is_err() {
-                    return;
+                    break;
                 }
             }
+            tokio::time::sleep(grace).await;
         };
-        // The answer may never come once the leader changed (the old one lost the entry,
-        // or cannot reach us): then stop waiting.
+        // The answer may never come once the leader changed (the old one is cut off from
+        // us, or its entry's index is never reached again): a grace period after the
+        // change, stop waiting. (A broken connection ends the wait at once.)
         let outcome = tokio::select! {
             o = fwd.call(leader, data, timeout, leader_changed) => o,
             _ = tokio::time::sleep_until(deadline) => {

@@ -379,6 +379,7 @@ impl Server {
             ApiLimits {
                 request_timeout: cfg.request_timeout,
                 request_bytes_max: cfg.request_bytes_max,
+                leader_change_grace: 2 * cfg.election_timeout,
             },
             Some(client_addr.ip()).filter(|ip| !ip.is_unspecified()),
             node.link.clone(),

@@ -127,8 +127,34 @@ impl DevCluster {
 impl Drop for DevCluster {
     fn drop(&mut self) {
         self.stop();
+        if std::thread::panicking() {
+            self.print_logs();
+        }
     }
 }
+
+impl DevCluster {
+    /// Print the end of every member's log (a failed test's evidence: elections, errors).
+    pub fn print_logs(&self) {
+        for name in &self.names {
+            let path = self.dir.path().join("cluster").join(format!("{name}.log"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| format!("({e})"));
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+            println!(
+                "---- {} (last {} lines) ----",
+                path.display(),
+                lines.len() - from
+            );
+            for l in &lines[from..] {
+                println!("{l}");
+            }
+        }
+    }
+}
+
+/// How much of each member's log a failed test prints.
+const LOG_TAIL_LINES: usize = 60;
 
 /// Run `etcdctl` (API v3) with `args` and optional stdin; returns (success, stdout, stderr).
 pub fn etcdctl(endpoints: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, String, String) {

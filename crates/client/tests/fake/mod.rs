@@ -13,8 +13,9 @@ use proto::etcdserverpb::cluster_server::{Cluster, ClusterServer};
 use proto::etcdserverpb::kv_server::{Kv, KvServer};
 use proto::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServer};
 use proto::etcdserverpb::{
-    DeleteRangeResponse, Member, MemberListRequest, MemberListResponse, PutResponse, RangeRequest,
-    RangeResponse, ResponseHeader, StatusRequest, StatusResponse, TxnResponse,
+    DeleteRangeResponse, Member, MemberListRequest, MemberListResponse, MemberRemoveRequest,
+    MemberRemoveResponse, PutResponse, RangeRequest, RangeResponse, ResponseHeader, StatusRequest,
+    StatusResponse, TxnResponse,
 };
 use proto::mvccpb::KeyValue;
 use proto::raftkv_v1::raft_kv_server::{RaftKv, RaftKvServer};
@@ -291,6 +292,24 @@ impl Cluster for Svc {
         Ok(Response::new(MemberListResponse {
             header: self.header(),
             members: self.state.members.clone(),
+        }))
+    }
+
+    async fn member_remove(
+        &self,
+        req: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
+        self.handle("MemberRemove", None, false).await?;
+        let id = req.into_inner().id;
+        Ok(Response::new(MemberRemoveResponse {
+            header: self.header(),
+            members: self
+                .state
+                .members
+                .iter()
+                .filter(|m| m.id != id)
+                .cloned()
+                .collect(),
         }))
     }
 }

@@ -495,6 +495,14 @@ impl Tap {
         if !changed {
             return;
         }
+        // Every change of role, term or leader is logged (as etcd's raft does): when a
+        // client saw "leader changed", the members' logs say when and why.
+        tracing::info!(
+            role = ?st.role,
+            term = st.term,
+            leader = format_args!("{}", st.leader.map_or_else(|| "none".to_string(), |l| format!("{:x}", l.0))),
+            "raft state changed"
+        );
         if st.leader.is_some() && prev.is_some_and(|p| p.leader != st.leader) {
             t.leader_changes.fetch_add(1, Relaxed);
         }
