@@ -177,6 +177,7 @@ impl Api {
         if Instant::now() >= deadline {
             return Err(Status::deadline_exceeded(TIMED_OUT));
         }
+        // Any change: a new leader, or its first commit (a read it refused may go now).
         let mut w = self.inner.handle.watch_status();
         w.borrow_and_update();
         let until = deadline.min(Instant::now() + Duration::from_millis(100));
@@ -321,7 +322,7 @@ impl Api {
             return self.forward_grpc(leader, data, deadline).await;
         }
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let mut status = self.inner.handle.watch_status();
+        let mut status = self.inner.handle.watch_leadership();
         let grace = self.inner.limits.leader_change_grace;
         let leader_changed = async {
             loop {
@@ -479,7 +480,7 @@ impl Api {
             .transfer_leader(to)
             .await
             .map_err(|e| Status::failed_precondition(format!("raftkv: {e}")))?;
-        let mut w = self.inner.handle.watch_status();
+        let mut w = self.inner.handle.watch_leadership();
         loop {
             if w.borrow_and_update().leader == Some(to) {
                 return Ok(());

@@ -151,7 +151,7 @@ pub async fn run(api: &Api, op: MemberOp, forwarded: bool) -> Result<MemberOutco
         if Instant::now() >= deadline {
             return Err(api.unavailable(crate::api::NO_LEADER));
         }
-        let mut w = api.handle().watch_status();
+        let mut w = api.handle().watch_leadership();
         w.borrow_and_update();
         let until = deadline.min(Instant::now() + Duration::from_millis(100));
         let _ = tokio::time::timeout_at(until, w.changed()).await;
@@ -601,7 +601,7 @@ pub async fn watch(
     removed: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let me = api.member_id();
-    let mut w = api.handle().watch_status();
+    let mut w = api.handle().watch_leadership();
     let mut orphan_since: Option<Instant> = None;
     loop {
         let st = *w.borrow_and_update();

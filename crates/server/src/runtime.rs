@@ -158,6 +158,7 @@ enum Request<M> {
 pub struct NodeHandle<M> {
     tx: mpsc::Sender<Request<M>>,
     status: watch::Receiver<NodeStatus>,
+    leadership: watch::Receiver<NodeStatus>,
 }
 
 impl<M> Clone for NodeHandle<M> {
@@ -165,6 +166,7 @@ impl<M> Clone for NodeHandle<M> {
         NodeHandle {
             tx: self.tx.clone(),
             status: self.status.clone(),
+            leadership: self.leadership.clone(),
         }
     }
 }
@@ -252,9 +254,16 @@ impl<M: StateMachine + Send + 'static> NodeHandle<M> {
         *self.status.borrow()
     }
 
-    /// A receiver that sees every status change.
+    /// A receiver that sees every status change (the commit index moves with every
+    /// write: a task awaiting this wakes once per driver turn that changed anything).
     pub fn watch_status(&self) -> watch::Receiver<NodeStatus> {
         self.status.clone()
+    }
+
+    /// A receiver told only when the role, term or leader changes (the status it holds is
+    /// the one of that change): for whoever waits for a leader, not for the log.
+    pub fn watch_leadership(&self) -> watch::Receiver<NodeStatus> {
+        self.leadership.clone()
     }
 }
 
@@ -353,6 +362,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
         };
         let (req_tx, req_rx) = mpsc::channel(cfg.request_queue_max);
         let (status_tx, status_rx) = watch::channel(status_of(&replica));
+        let (leadership_tx, leadership_rx) = watch::channel(status_of(&replica));
         let driver = Driver {
             member_since: None,
             conf: Configuration::default(),
@@ -361,6 +371,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             replica,
             sender: net.sender,
             status_tx,
+            leadership_tx,
             tokens: 0,
             proposals: HashMap::new(),
             reads: HashMap::new(),
@@ -386,6 +397,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             handle: NodeHandle {
                 tx: req_tx,
                 status: status_rx,
+                leadership: leadership_rx,
             },
             stats: net.stats,
             telemetry,
@@ -527,6 +539,8 @@ struct Driver<M: StateMachine + 'static> {
     replica: Replica<Store, M>,
     sender: PeerSender,
     status_tx: watch::Sender<NodeStatus>,
+    /// Told only of role, term and leader changes.
+    leadership_tx: watch::Sender<NodeStatus>,
     tokens: u64,
     proposals: HashMap<u64, oneshot::Sender<Result<Bytes, ProposeFailure>>>,
     reads: HashMap<u64, ReadFn<M>>,
@@ -604,6 +618,13 @@ impl<M: StateMachine + 'static> Driver<M> {
             self.status_tx.send_if_modified(|s| {
                 let changed = *s != st;
                 *s = st;
+                changed
+            });
+            self.leadership_tx.send_if_modified(|s| {
+                let changed = (s.role, s.term, s.leader) != (st.role, st.term, st.leader);
+                if changed {
+                    *s = st;
+                }
                 changed
             });
             self.tap.turn(&st);

@@ -149,7 +149,8 @@ pub async fn publish(admin: Admin) {
                     tel.publish(timer_event(&tel));
                 }
             }
-            r = status.changed() => {
+            // Only while a page watches: the status changes with every write.
+            r = status.changed(), if tel.watched() => {
                 if r.is_err() {
                     return;
                 }
