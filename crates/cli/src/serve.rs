@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 use server::runtime::NodeError;
-use server::server::{ClusterState, ServerError};
+use server::server::{ClientApiThreads, ClusterState, ServerError};
 use server::{Server, ServerConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -104,6 +104,13 @@ pub struct ServeArgs {
         value_name = "new|existing"
     )]
     pub initial_cluster_state: Option<String>,
+
+    /// Which threads serve the client API: `driver`, the member's consensus thread (no
+    /// thread hand-off per request: least CPU per request, up to one core of client
+    /// work), or `pool`, one worker thread per core (more client load than one core
+    /// serves, a hand-off each way per request). [default: driver]
+    #[arg(long, env = "RAFTKV_CLIENT_API_THREADS", value_name = "driver|pool")]
+    pub client_api_threads: Option<String>,
 }
 
 impl ServeArgs {
@@ -132,6 +139,7 @@ impl ServeArgs {
             max_request_bytes: self.max_request_bytes.or(f.max_request_bytes),
             listen_admin_urls: self.listen_admin_urls.or(f.listen_admin_urls),
             initial_cluster_state: self.initial_cluster_state.or(f.initial_cluster_state),
+            client_api_threads: self.client_api_threads.or(f.client_api_threads),
         })
     }
 
@@ -166,6 +174,11 @@ impl ServeArgs {
                 bail!("--initial-cluster-state must be new or existing, not {other:?}")
             }
         };
+        let client_api_threads = match a.client_api_threads.as_deref() {
+            None | Some("driver") => ClientApiThreads::Driver,
+            Some("pool") => ClientApiThreads::Pool,
+            Some(other) => bail!("--client-api-threads must be driver or pool, not {other:?}"),
+        };
         let advertise_client_urls = a
             .advertise_client_urls
             .map(|s| s.split(',').map(|u| u.trim().to_string()).collect())
@@ -191,6 +204,7 @@ impl ServeArgs {
                 .unwrap_or(server::server::REQUEST_BYTES_MAX_DEFAULT),
             listen_admin,
             initial_cluster_state,
+            client_api_threads,
         })
     }
 }
@@ -257,6 +271,28 @@ mod tests {
         );
         assert_eq!(c.listen_client, "127.0.0.1:2379".parse().unwrap());
         assert_eq!(c.data_dir, PathBuf::from("default.raftkv"));
+        assert_eq!(c.client_api_threads, ClientApiThreads::Driver);
+    }
+
+    #[test]
+    fn client_api_threads_is_driver_or_pool() {
+        let with = |v: &str| {
+            ServeArgs {
+                client_api_threads: Some(v.into()),
+                ..Default::default()
+            }
+            .into_config()
+        };
+        assert_eq!(
+            with("pool").unwrap().client_api_threads,
+            ClientApiThreads::Pool
+        );
+        assert_eq!(
+            with("driver").unwrap().client_api_threads,
+            ClientApiThreads::Driver
+        );
+        let e = with("many").unwrap_err().to_string();
+        assert!(e.contains("driver or pool"), "{e}");
     }
 
     #[test]

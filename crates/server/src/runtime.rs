@@ -279,6 +279,8 @@ pub struct Node<M> {
     cancel: CancellationToken,
     tracker: TaskTracker,
     driver: Option<std::thread::JoinHandle<Result<(), NodeError>>>,
+    /// The driver thread's runtime (its tasks end when the driver stops).
+    driver_rt: tokio::runtime::Handle,
 }
 
 fn random_seed() -> u64 {
@@ -356,6 +358,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
                 .enable_all()
                 .build()?,
         ));
+        let driver_rt = rt.get().handle().clone();
         let net = {
             let _on_driver = rt.get().enter();
             start_transport(&cfg)?
@@ -380,6 +383,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
         let tick = cfg.tick;
         let dcancel = net.cancel.clone();
         let inbox = net.inbox;
+        let dtracker = net.tracker.clone();
         let thread = std::thread::Builder::new()
             .name(format!("raftkv-node-{}", cfg.id.0))
             .spawn(move || {
@@ -387,9 +391,15 @@ impl<M: StateMachine + Send + 'static> Node<M> {
                 let r = rt.get().block_on(run);
                 if let Err(e) = &r {
                     tracing::error!(error = %e, "node stopped");
-                    dcancel.cancel();
                 }
-                // Dropping the runtime drops the transport tasks still on it.
+                dcancel.cancel();
+                // The tasks on this thread (transport, and the client API when it shares
+                // the thread) end on the token: let them finish — the answers to requests
+                // the driver failed go out — then drop the runtime with what is left.
+                dtracker.close();
+                rt.get().block_on(async {
+                    let _ = tokio::time::timeout(DRAIN_TIMEOUT, dtracker.wait()).await;
+                });
                 drop(rt);
                 r
             })?;
@@ -406,12 +416,25 @@ impl<M: StateMachine + Send + 'static> Node<M> {
             cancel: net.cancel,
             tracker: net.tracker,
             driver: Some(thread),
+            driver_rt,
         })
     }
 
     /// A token that is cancelled when the node stops (by request or by a fatal error).
     pub fn stopped(&self) -> CancellationToken {
         self.cancel.clone()
+    }
+
+    /// Run `task` on the driver's thread: between it and the driver no thread hand-off
+    /// (no futex wake, no context switch). It must end when the node's token is cancelled:
+    /// once the driver stopped, its thread runs such tasks for at most [`DRAIN_TIMEOUT`]
+    /// more (so that answers to requests the driver failed still go out), then drops them.
+    pub fn spawn_on_driver<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn_on(task, &self.driver_rt)
     }
 
     /// Stop every task and wait for them; returns the driver's outcome.
@@ -428,6 +451,9 @@ impl<M: StateMachine + Send + 'static> Node<M> {
         }
     }
 }
+
+/// How long the driver's thread goes on running its other tasks after the driver stopped.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The driver thread's runtime. Dropped without waiting for its tasks (they are dropped), so
 /// that dropping it is allowed anywhere — also in `Node::start`'s async context when

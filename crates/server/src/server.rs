@@ -74,6 +74,21 @@ pub struct ServerConfig {
     /// Only read when the data directory is new: a member that ran before keeps the
     /// cluster it belongs to.
     pub initial_cluster_state: ClusterState,
+    /// Which threads serve the client API (gRPC).
+    pub client_api_threads: ClientApiThreads,
+}
+
+/// Which threads serve the client API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientApiThreads {
+    /// The member's driver thread (with the peer transport): a request, its proposal and
+    /// its answer cross no thread; only the WAL's fsync runs elsewhere. The client API and
+    /// the consensus loop then share one core at most.
+    #[default]
+    Driver,
+    /// The process's worker pool (one thread per core): for more client load than one
+    /// core serves, at the cost of a thread hand-off each way per request.
+    Pool,
 }
 
 impl ServerConfig {
@@ -99,6 +114,7 @@ impl ServerConfig {
             request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
             listen_admin: None,
             initial_cluster_state: ClusterState::New,
+            client_api_threads: ClientApiThreads::default(),
         }
     }
 }
@@ -391,12 +407,16 @@ impl Server {
             cancel.clone(),
             removed.clone(),
         ));
-        let grpc = tokio::spawn(serve_grpc(
+        let serve = serve_grpc(
             client_listener,
             Services::new(api.clone()),
             cfg.request_bytes_max + GRPC_OVERHEAD_BYTES,
             cancel.clone(),
-        ));
+        );
+        let grpc = match cfg.client_api_threads {
+            ClientApiThreads::Driver => node.spawn_on_driver(serve),
+            ClientApiThreads::Pool => tokio::spawn(serve),
+        };
         let admin = admin_listener.map(|(listener, addr)| {
             let a = crate::admin::Admin::new(
                 cfg.name.clone(),

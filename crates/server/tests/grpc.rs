@@ -22,6 +22,11 @@ fn config(dir: &Path, i: usize, p: &Ports) -> ServerConfig {
     let mut c = common::config(dir, i, p);
     c.request_timeout = Duration::from_secs(5);
     c.snapshot_entries = 100;
+    // Both ways of serving the client API, side by side in every cluster: the second
+    // member serves it on the process's worker pool, the others on their driver thread.
+    if i == 1 {
+        c.client_api_threads = server::server::ClientApiThreads::Pool;
+    }
     c
 }
 
