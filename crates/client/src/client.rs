@@ -232,23 +232,16 @@ impl Client {
     /// is taken as done and answered with the current member list: the member is not in the
     /// cluster, which is what the caller asked for.
     pub async fn member_remove(&self, id: u64) -> Result<MemberRemoveResponse, ClientError> {
-        let cfg = &self.inner.cfg;
-        let mut state = CallState::new(cfg.request_timeout, cfg.attempt_timeout);
-        let result = run(
-            &self.inner.endpoints,
-            &mut state,
-            false,
-            |channel, budget| async move {
+        let (result, maybe_sent) = self
+            .read_noting_sent(|channel, budget| async move {
                 ClusterClient::new(channel)
                     .member_remove(timed(MemberRemoveRequest { id }, budget))
                     .await
-            },
-        )
-        .await;
+            })
+            .await;
         match result {
-            Ok(reply) => Ok(reply.into_inner()),
-            Err(Stop::Failed(ClientError::Status(status)))
-                if state.maybe_sent && status.code() == tonic::Code::NotFound =>
+            Err(ClientError::Status(status))
+                if maybe_sent && status.code() == tonic::Code::NotFound =>
             {
                 tracing::debug!(id, "member gone on retry: an earlier attempt removed it");
                 let list = self.member_list().await?;
@@ -258,8 +251,7 @@ impl Client {
                     members: list.members,
                 })
             }
-            Err(Stop::Failed(err)) => Err(err),
-            Err(Stop::SessionExpired(msg)) => Err(ClientError::SessionExpired(msg)),
+            r => r,
         }
     }
 
@@ -398,13 +390,24 @@ impl Client {
         F: FnMut(Channel, Duration) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
+        self.read_noting_sent(attempt).await.0
+    }
+
+    /// [`Client::read`], also telling whether an attempt before the last may have reached
+    /// a leader's log.
+    async fn read_noting_sent<T, F, Fut>(&self, attempt: F) -> (Result<T, ClientError>, bool)
+    where
+        F: FnMut(Channel, Duration) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
         let cfg = &self.inner.cfg;
         let mut state = CallState::new(cfg.request_timeout, cfg.attempt_timeout);
-        match run(&self.inner.endpoints, &mut state, false, attempt).await {
+        let result = match run(&self.inner.endpoints, &mut state, false, attempt).await {
             Ok(reply) => Ok(reply.into_inner()),
             Err(Stop::Failed(err)) => Err(err),
             Err(Stop::SessionExpired(msg)) => Err(ClientError::SessionExpired(msg)),
-        }
+        };
+        (result, state.maybe_sent)
     }
 
     /// Runs a session write: one session, one `seq`, every attempt.

@@ -130,6 +130,13 @@ pub struct NodeStatus {
     pub snapshot_index: u64,
 }
 
+impl NodeStatus {
+    /// Who leads, as this node sees it: its role, its term and the leader it knows.
+    pub fn leadership(&self) -> (Role, u64, Option<NodeId>) {
+        (self.role, self.term, self.leader)
+    }
+}
+
 type ReadFn<M> = Box<dyn FnOnce(Result<&M, ReadFailure>) + Send>;
 type LocalFn<M> = Box<dyn FnOnce(&M, &NodeStatus) + Send>;
 type InspectFn = Box<dyn FnOnce(&raft::Raft) + Send>;
@@ -647,7 +654,7 @@ impl<M: StateMachine + 'static> Driver<M> {
                 changed
             });
             self.leadership_tx.send_if_modified(|s| {
-                let changed = (s.role, s.term, s.leader) != (st.role, st.term, st.leader);
+                let changed = s.leadership() != st.leadership();
                 if changed {
                     *s = st;
                 }

@@ -154,17 +154,15 @@ pub async fn publish(admin: Admin) {
                 if r.is_err() {
                     return;
                 }
-                if tel.watched() {
-                    let s = *status.borrow_and_update();
-                    tel.publish(Event::Status { at_ms: now_ms(), status: s });
-                    let key = (s.last_index, s.commit, s.snapshot_index);
-                    if key != last_log && log_at.elapsed() >= LOG_EVERY_MIN {
-                        if let Some(e) = log_event(&admin).await {
-                            tel.publish(e);
-                        }
-                        last_log = key;
-                        log_at = tokio::time::Instant::now();
+                let s = *status.borrow_and_update();
+                tel.publish(Event::Status { at_ms: now_ms(), status: s });
+                let key = (s.last_index, s.commit, s.snapshot_index);
+                if key != last_log && log_at.elapsed() >= LOG_EVERY_MIN {
+                    if let Some(e) = log_event(&admin).await {
+                        tel.publish(e);
                     }
+                    last_log = key;
+                    log_at = tokio::time::Instant::now();
                 }
                 tokio::time::sleep(STATUS_EVERY_MIN).await;
             }

@@ -490,8 +490,7 @@ impl Tap {
             t.leader_contact_tick.store(now, Relaxed);
         }
         let prev = self.prev.replace(*st);
-        let changed =
-            prev.is_none_or(|p| (p.role, p.term, p.leader) != (st.role, st.term, st.leader));
+        let changed = prev.is_none_or(|p| p.leadership() != st.leadership());
         if !changed {
             return;
         }
