@@ -298,30 +298,8 @@ impl KvStateMachine {
 
     /// The whole state as snapshot bytes.
     pub fn encode_snapshot(&self) -> Bytes {
-        let mut w = Writer::new();
-        w.raw(&SNAPSHOT_MAGIC);
-        w.u8(SNAPSHOT_FORMAT);
-        w.varint(self.applied_index.0);
         let store = self.store.get();
-        w.zigzag(store.revision());
-        w.len(store.len());
-        store.iter().for_each(|kv| codec::put_kv(&mut w, kv));
-        drop(store);
-        w.len(self.sessions.len());
-        for (client_id, s) in self.sessions.iter() {
-            w.varint(client_id);
-            w.varint(s.last_seq);
-            w.varint(s.last_index.0);
-            w.bytes(&s.reply);
-        }
-        w.len(self.meta.len());
-        for (k, v) in &self.meta {
-            w.bytes(k);
-            w.bytes(v);
-        }
-        let crc = crc32c::crc32c(w.as_slice());
-        w.u32_le(crc);
-        w.finish()
+        encode_state(self.applied_index, &store, &self.sessions, &self.meta)
     }
 
     /// Replace the whole state with a snapshot's, or refuse it and change nothing.
@@ -471,11 +449,51 @@ impl StateMachine for KvStateMachine {
         self.encode_snapshot()
     }
 
+    /// A copy of the state (the key map's nodes are copied, keys and values shared), encoded
+    /// when the closure runs: copying is several times faster than encoding.
+    fn snapshot_later(&self) -> Box<dyn FnOnce() -> Bytes + Send> {
+        let store = self.store.get().clone();
+        let (applied, sessions, meta) =
+            (self.applied_index, self.sessions.clone(), self.meta.clone());
+        Box::new(move || encode_state(applied, &store, &sessions, &meta))
+    }
+
     fn restore(&mut self, data: &[u8]) {
         if let Err(e) = self.try_restore(data) {
             panic!("refusing a corrupt kv snapshot ({} bytes): {e}", data.len());
         }
     }
+}
+
+/// The snapshot format: the state at `applied` (see [`KvStateMachine::encode_snapshot`]).
+fn encode_state(
+    applied: LogIndex,
+    store: &Store,
+    sessions: &Sessions,
+    meta: &BTreeMap<Bytes, Bytes>,
+) -> Bytes {
+    let mut w = Writer::new();
+    w.raw(&SNAPSHOT_MAGIC);
+    w.u8(SNAPSHOT_FORMAT);
+    w.varint(applied.0);
+    w.zigzag(store.revision());
+    w.len(store.len());
+    store.iter().for_each(|kv| codec::put_kv(&mut w, kv));
+    w.len(sessions.len());
+    for (client_id, s) in sessions.iter() {
+        w.varint(client_id);
+        w.varint(s.last_seq);
+        w.varint(s.last_index.0);
+        w.bytes(&s.reply);
+    }
+    w.len(meta.len());
+    for (k, v) in meta {
+        w.bytes(k);
+        w.bytes(v);
+    }
+    let crc = crc32c::crc32c(w.as_slice());
+    w.u32_le(crc);
+    w.finish()
 }
 
 #[cfg(test)]

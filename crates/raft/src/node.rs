@@ -458,6 +458,19 @@ impl Raft {
     /// The application took a snapshot of its state at `index` (≤ applied): keep it (for
     /// lagging followers), discard log entries ≤ index, and return it for the driver to persist.
     pub fn compact(&mut self, index: LogIndex, data: Bytes) -> Result<Snapshot, CompactError> {
+        let snapshot = Snapshot {
+            meta: self.snapshot_meta(index)?,
+            data,
+        };
+        self.log.compact(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// What a snapshot of the state at `index` (≤ applied, above the current snapshot) will
+    /// say about itself — its last entry and the configuration — for an application that
+    /// serializes its state elsewhere and calls [`Raft::compact`] with it later. Entries up
+    /// to `index` are committed, so the answer stays the same until then.
+    pub fn snapshot_meta(&self, index: LogIndex) -> Result<SnapshotMeta, CompactError> {
         if index > self.log.applied {
             return Err(CompactError::NotApplied {
                 index,
@@ -475,15 +488,10 @@ impl Raft {
             .log
             .term_at(index)
             .expect("applied entry is in the log");
-        let snapshot = Snapshot {
-            meta: SnapshotMeta {
-                last: EntryId::new(term, index),
-                config: self.conf_at(index).0,
-            },
-            data,
-        };
-        self.log.compact(snapshot.clone());
-        Ok(snapshot)
+        Ok(SnapshotMeta {
+            last: EntryId::new(term, index),
+            config: self.conf_at(index).0,
+        })
     }
 
     // ----- output -----

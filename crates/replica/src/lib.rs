@@ -50,5 +50,5 @@ pub mod traits;
 pub mod waiters;
 
 pub use completion::{Completion, ProposalError};
-pub use node::{Replica, ReplicaError, SnapshotPolicy};
+pub use node::{Replica, ReplicaError, SnapshotJob, SnapshotPolicy, WrittenSnapshot};
 pub use traits::{StateMachine, Transport};

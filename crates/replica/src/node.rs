@@ -14,10 +14,10 @@ use crate::waiters::Waiters;
 use bytes::Bytes;
 use raft::{
     CompactError, ConfChange, ConfChangeError, Config, EntryId, HardState, LogIndex, Message,
-    ProposeError, Raft, ReadError, Ready, TransferError,
+    ProposeError, Raft, ReadError, Ready, Snapshot, SnapshotMeta, TransferError,
 };
 use std::collections::VecDeque;
-use storage::{LogStore, StorageError, SyncState, SyncTicket};
+use storage::{LogStore, SnapshotWriter, StorageError, SyncState, SyncTicket};
 use thiserror::Error;
 
 /// When the node snapshots its state machine and compacts its log.
@@ -25,6 +25,11 @@ use thiserror::Error;
 pub struct SnapshotPolicy {
     /// Snapshot once this many entries were applied since the last snapshot (`None`: never).
     pub every_applied_entries: Option<u64>,
+    /// Serialize and write snapshots off the node's thread: the node hands out a
+    /// [`SnapshotJob`] ([`Replica::take_snapshot_job`]) and compacts when the caller reports
+    /// it done ([`Replica::on_snapshot_written`]). Otherwise the snapshot is taken, written
+    /// and the log compacted inside [`Replica::handle_ready`].
+    pub background: bool,
 }
 
 impl SnapshotPolicy {
@@ -32,6 +37,7 @@ impl SnapshotPolicy {
     pub fn never() -> Self {
         SnapshotPolicy {
             every_applied_entries: None,
+            background: false,
         }
     }
     /// Snapshot every `n` applied entries (`n` ≥ 1).
@@ -39,8 +45,60 @@ impl SnapshotPolicy {
         assert!(n > 0, "snapshot interval must be at least one entry");
         SnapshotPolicy {
             every_applied_entries: Some(n),
+            background: false,
         }
     }
+    /// The same policy with snapshots serialized and written off the node's thread.
+    pub fn in_background(self) -> Self {
+        SnapshotPolicy {
+            background: true,
+            ..self
+        }
+    }
+}
+
+/// A snapshot of the state machine at some applied index, to be serialized and written to
+/// the store's snapshot file off the node's thread (slow: the whole state). Run it once and
+/// hand the result to [`Replica::on_snapshot_written`].
+pub struct SnapshotJob {
+    meta: SnapshotMeta,
+    encode: Box<dyn FnOnce() -> Bytes + Send>,
+    writer: SnapshotWriter,
+}
+
+impl SnapshotJob {
+    /// The index the snapshot covers.
+    pub fn index(&self) -> LogIndex {
+        self.meta.last.index
+    }
+
+    /// Serialize the state and make the snapshot's file durable.
+    pub fn run(self) -> WrittenSnapshot {
+        let snapshot = Snapshot {
+            meta: self.meta,
+            data: (self.encode)(),
+        };
+        let file_bytes = (self.writer)(&snapshot);
+        WrittenSnapshot {
+            snapshot,
+            file_bytes,
+        }
+    }
+}
+
+impl std::fmt::Debug for SnapshotJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotJob")
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+/// What a [`SnapshotJob`] produced.
+pub struct WrittenSnapshot {
+    snapshot: Snapshot,
+    /// The file's size, or why writing it failed.
+    file_bytes: Result<usize, StorageError>,
 }
 
 /// What can stop a node. Any of these means the node must be shut down and restarted from
@@ -70,6 +128,10 @@ pub struct Replica<S: LogStore, M: StateMachine> {
     waiters: Waiters,
     /// Written batches awaiting their sync, oldest first (tickets increase).
     unsynced: VecDeque<Unsynced>,
+    /// A background snapshot due, not yet handed out.
+    snapshot_job: Option<SnapshotJob>,
+    /// A background snapshot was handed out and its result is not back yet (one at a time).
+    snapshot_running: bool,
 }
 
 /// A batch written to the store whose sync is still running.
@@ -115,6 +177,8 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
             written_hard_state,
             waiters: Waiters::default(),
             unsynced: VecDeque::new(),
+            snapshot_job: None,
+            snapshot_running: false,
         })
     }
 
@@ -348,6 +412,17 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
         if self.applied.0 < self.snapshot_index.0 + every {
             return Ok(());
         }
+        if self.policy.background {
+            if !self.snapshot_running {
+                self.snapshot_job = Some(SnapshotJob {
+                    meta: self.raft.snapshot_meta(self.applied)?,
+                    encode: self.sm.snapshot_later(),
+                    writer: self.store.snapshot_writer(),
+                });
+                self.snapshot_running = true;
+            }
+            return Ok(());
+        }
         let snap = self.raft.compact(self.applied, self.sm.snapshot())?;
         assert_eq!(
             snap.meta.last.index, self.applied,
@@ -356,6 +431,35 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
         self.store.save_snapshot(&snap)?;
         self.snapshot_index = self.applied;
         Ok(())
+    }
+
+    /// The background snapshot that is due, if any (see [`SnapshotPolicy::background`]).
+    /// No other is handed out until this one's result came back.
+    pub fn take_snapshot_job(&mut self) -> Option<SnapshotJob> {
+        self.snapshot_job.take()
+    }
+
+    /// A [`SnapshotJob`] finished: compact the log up to it and make it the store's snapshot;
+    /// the next job may be due at once ([`Replica::take_snapshot_job`]). One a snapshot
+    /// received meanwhile superseded is dropped (its file is an orphan, which the store's
+    /// next clean-up or recovery removes). A failed write stops the node.
+    pub fn on_snapshot_written(&mut self, written: WrittenSnapshot) -> Result<(), ReplicaError> {
+        debug_assert!(self.snapshot_running, "a snapshot result nobody asked for");
+        self.snapshot_running = false;
+        let file_bytes = written.file_bytes?;
+        let index = written.snapshot.meta.last.index;
+        if index <= self.snapshot_index {
+            return Ok(());
+        }
+        let snap = self.raft.compact(index, written.snapshot.data)?;
+        debug_assert_eq!(
+            snap.meta, written.snapshot.meta,
+            "a snapshot's metadata cannot change once its entries applied"
+        );
+        self.store.save_written_snapshot(&snap, file_bytes)?;
+        self.snapshot_index = index;
+        // Entries applied while this one was written may make the next one due already.
+        self.maybe_compact()
     }
 
     /// The consensus core (read-only).
@@ -542,6 +646,64 @@ mod tests {
             .map(|b| String::from_utf8(b.to_vec()).unwrap())
             .collect();
         assert_eq!(sm, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_background_snapshot_compacts_only_when_its_result_comes_back() {
+        let mut r = leader(SnapshotPolicy::every(3).in_background());
+        for i in 0..4u64 {
+            r.propose(Bytes::from(i.to_string()), i).unwrap();
+            r.handle_ready(&mut Vec::new()).unwrap();
+        }
+        let job = r.take_snapshot_job().expect("a snapshot is due");
+        let at = job.index();
+        assert!(at >= LogIndex(3));
+        assert!(r.take_snapshot_job().is_none(), "one job at a time");
+        // The node goes on while the job runs; nothing is compacted yet.
+        for i in 4..10u64 {
+            r.propose(Bytes::from(i.to_string()), i).unwrap();
+            r.handle_ready(&mut Vec::new()).unwrap();
+        }
+        assert!(r.take_snapshot_job().is_none(), "still one job at a time");
+        assert_eq!(r.snapshot_index(), LogIndex(0));
+        assert!(r.raft().snapshot().is_none());
+        r.on_snapshot_written(job.run()).unwrap();
+        assert_eq!(r.snapshot_index(), at);
+        let snap = r.store().snapshot().expect("the store holds it");
+        assert_eq!(snap.meta.last.index, at);
+        // The snapshot holds the state as it was when the job was handed out: every command
+        // up to its index (the first entry is the leader's no-op).
+        let mut sm = ListSm::default();
+        sm.restore(&snap.data);
+        assert_eq!(sm.0.len() as u64, at.0 - 1);
+        // Six entries applied since: the next one is due at once.
+        let next = r.take_snapshot_job().expect("the next snapshot is due");
+        assert!(next.index() > at);
+    }
+
+    #[test]
+    fn a_background_snapshot_superseded_meanwhile_is_dropped() {
+        let mut r = leader(SnapshotPolicy::every(2).in_background());
+        for i in 0..3u64 {
+            r.propose(Bytes::from(i.to_string()), i).unwrap();
+            r.handle_ready(&mut Vec::new()).unwrap();
+        }
+        let job = r.take_snapshot_job().expect("due");
+        // Compact past the job inline (as a snapshot received from the leader would), then
+        // let the job's stale result arrive: it must change nothing.
+        for i in 3..6u64 {
+            r.propose(Bytes::from(i.to_string()), i).unwrap();
+            r.handle_ready(&mut Vec::new()).unwrap();
+        }
+        let applied = r.applied_index();
+        assert!(applied > job.index());
+        let snap = r.raft.compact(applied, r.sm.snapshot()).unwrap();
+        r.store.save_snapshot(&snap).unwrap();
+        r.snapshot_index = applied;
+        r.on_snapshot_written(job.run()).unwrap();
+        assert_eq!(r.snapshot_index(), applied);
+        assert_eq!(r.store().snapshot().unwrap().meta.last.index, applied);
+        assert_eq!(r.raft().snapshot().unwrap().meta.last.index, applied);
     }
 
     #[test]

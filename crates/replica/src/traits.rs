@@ -15,6 +15,15 @@ pub trait StateMachine {
     /// Serialize the whole state (everything applied so far).
     fn snapshot(&self) -> Bytes;
 
+    /// The state as it is now, serialized later and possibly on another thread: the closure
+    /// returns what [`StateMachine::snapshot`] returns now, whatever is applied meanwhile. A
+    /// machine that can copy its state faster than it serializes it overrides this, so that
+    /// a background snapshot holds up the node only for the copy. The default serializes now.
+    fn snapshot_later(&self) -> Box<dyn FnOnce() -> Bytes + Send> {
+        let data = self.snapshot();
+        Box::new(move || data)
+    }
+
     /// Replace the whole state with what `snapshot` produced.
     fn restore(&mut self, data: &[u8]);
 

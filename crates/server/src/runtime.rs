@@ -17,7 +17,9 @@ use crate::members::{Attrs, Members};
 use crate::transport::{self, PeerLink, PeerSender, TransportConfig, TransportStats};
 use bytes::Bytes;
 use raft::{ConfChange, ConfChangeError, Config, Configuration, NodeId, ProposeError, Role};
-use replica::{Completion, ProposalError, Replica, SnapshotPolicy, StateMachine};
+use replica::{
+    Completion, ProposalError, Replica, SnapshotJob, SnapshotPolicy, StateMachine, WrittenSnapshot,
+};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
@@ -345,7 +347,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
         let policy = if cfg.snapshot_entries == 0 {
             SnapshotPolicy::never()
         } else {
-            SnapshotPolicy::every(cfg.snapshot_entries)
+            SnapshotPolicy::every(cfg.snapshot_entries).in_background()
         };
         let mut replica = Replica::new(rc, store, sm, policy)?;
         // The only voter of its cluster has nobody to wait for and nobody to disrupt: it
@@ -373,7 +375,10 @@ impl<M: StateMachine + Send + 'static> Node<M> {
         let (req_tx, req_rx) = mpsc::channel(cfg.request_queue_max);
         let (status_tx, status_rx) = watch::channel(status_of(&replica));
         let (leadership_tx, leadership_rx) = watch::channel(status_of(&replica));
+        let (snap_tx, snap_rx) = mpsc::unbounded_channel::<WrittenSnapshot>();
         let driver = Driver {
+            snap_tx,
+            snap_worker: None,
             member_since: None,
             conf: Configuration::default(),
             directory,
@@ -394,7 +399,7 @@ impl<M: StateMachine + Send + 'static> Node<M> {
         let thread = std::thread::Builder::new()
             .name(format!("raftkv-node-{}", cfg.id.0))
             .spawn(move || {
-                let run = driver.run(tick, req_rx, inbox, sync_rx, dcancel.clone());
+                let run = driver.run(tick, req_rx, inbox, sync_rx, snap_rx, dcancel.clone());
                 let r = rt.get().block_on(run);
                 if let Err(e) = &r {
                     tracing::error!(error = %e, "node stopped");
@@ -587,6 +592,10 @@ struct Driver<M: StateMachine + 'static> {
     /// When this node saw its own removal apply (it stops a little later, so that its last
     /// messages — the commit, a TimeoutNow to its successor — go out).
     removed_at: Option<tokio::time::Instant>,
+    /// Where the snapshot thread reports a finished [`SnapshotJob`].
+    snap_tx: mpsc::UnboundedSender<WrittenSnapshot>,
+    /// The thread that serializes and writes the latest snapshot (one at a time).
+    snap_worker: Option<std::thread::JoinHandle<()>>,
 }
 
 /// How long a removed member keeps running after its removal applied.
@@ -602,6 +611,7 @@ impl<M: StateMachine + 'static> Driver<M> {
         mut requests: mpsc::Receiver<Request<M>>,
         mut peers: mpsc::Receiver<raft::Message>,
         mut synced: mpsc::UnboundedReceiver<SyncDone>,
+        mut snapshots: mpsc::UnboundedReceiver<WrittenSnapshot>,
         cancel: CancellationToken,
     ) -> Result<(), NodeError> {
         let mut ticker = tokio::time::interval(tick);
@@ -617,6 +627,7 @@ impl<M: StateMachine + 'static> Driver<M> {
                         self.on_synced(d)?;
                     }
                 }
+                Some(w) = snapshots.recv() => self.replica.on_snapshot_written(w)?,
                 Some(m) = peers.recv() => {
                     self.receive(m);
                     for _ in 0..BATCH_EVENTS_MAX {
@@ -644,6 +655,9 @@ impl<M: StateMachine + 'static> Driver<M> {
                 .replica
                 .handle_ready(&mut self.tap.transport(&mut self.sender))?;
             self.complete(done);
+            if let Some(job) = self.replica.take_snapshot_job() {
+                self.start_snapshot(job)?;
+            }
             if self.follow_membership() {
                 break;
             }
@@ -663,6 +677,10 @@ impl<M: StateMachine + 'static> Driver<M> {
             self.tap.turn(&st);
         }
         self.fail_all();
+        if let Some(t) = self.snap_worker.take() {
+            // Nothing writes to the data directory once the node stopped.
+            let _ = t.join();
+        }
         if self.removed_at.is_some() {
             return Err(NodeError::Removed);
         }
@@ -724,6 +742,31 @@ impl<M: StateMachine + 'static> Driver<M> {
         }
         self.removed_at
             .is_some_and(|t| t.elapsed() >= REMOVED_GRACE)
+    }
+
+    /// Serialize and write a snapshot on its own thread; the driver keeps going, and compacts
+    /// the log when the result comes back.
+    fn start_snapshot(&mut self, job: SnapshotJob) -> Result<(), NodeError> {
+        if let Some(t) = self.snap_worker.take() {
+            // The previous job's result came back before this one was handed out: it ended.
+            let _ = t.join();
+        }
+        let tx = self.snap_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name("raftkv-snapshot".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let index = job.index();
+                let written = job.run();
+                tracing::debug!(
+                    index = index.0,
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot written"
+                );
+                let _ = tx.send(written);
+            })?;
+        self.snap_worker = Some(thread);
+        Ok(())
     }
 
     fn on_synced(&mut self, d: SyncDone) -> Result<(), NodeError> {

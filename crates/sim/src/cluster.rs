@@ -21,7 +21,7 @@ use raft::{
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use replica::{Completion, Replica, SnapshotPolicy};
+use replica::{Completion, Replica, SnapshotJob, SnapshotPolicy};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use storage::{FaultFs, Identity, LogStore};
@@ -71,7 +71,16 @@ enum EventKind {
         node: usize,
         inc: u32,
     },
+    /// The node's background snapshot job finishes.
+    SnapshotDone {
+        node: usize,
+        inc: u32,
+    },
 }
+
+/// Longest a background snapshot job runs (virtual ms; see
+/// [`crate::SimConfig::snapshot_background`]).
+pub const SNAPSHOT_JOB_MS_MAX: u64 = 20;
 
 struct Event {
     at_ms: u64,
@@ -109,6 +118,8 @@ struct Node {
     ready_scheduled: bool,
     read_results: Vec<(u64, Option<LogIndex>)>,
     completions: Vec<Completion>,
+    /// A background snapshot handed out by the replica, running until its `SnapshotDone`.
+    snapshot_job: Option<SnapshotJob>,
 }
 
 // Trace event codes.
@@ -124,6 +135,7 @@ const T_TOPOLOGY: u64 = 9;
 const T_ADD_NODE: u64 = 10;
 const T_CONF_CHANGE: u64 = 11;
 const T_RETIRE: u64 = 12;
+const T_SNAPSHOT: u64 = 13;
 
 /// A simulated cluster. See the crate docs for the model.
 pub struct Cluster {
@@ -216,6 +228,7 @@ impl Cluster {
             ready_scheduled: false,
             read_results: Vec::new(),
             completions: Vec::new(),
+            snapshot_job: None,
         }
     }
 
@@ -305,6 +318,47 @@ impl Cluster {
                     self.drive(node);
                 }
             }
+            EventKind::SnapshotDone { node, inc } => {
+                if self.nodes[node].incarnation == inc && self.nodes[node].replica.is_some() {
+                    self.finish_snapshot(node);
+                }
+            }
+        }
+    }
+
+    /// Node `n`'s background snapshot job runs now: its file is written (the power may go
+    /// out meanwhile) and the replica compacts.
+    fn finish_snapshot(&mut self, n: usize) {
+        let job = self.nodes[n]
+            .snapshot_job
+            .take()
+            .expect("a SnapshotDone event follows a job");
+        self.trace_event(T_SNAPSHOT, mix(n as u64, job.index().0));
+        let r = self.nodes[n].replica.as_mut().expect("a live node");
+        match r.on_snapshot_written(job.run()) {
+            Ok(()) => {}
+            Err(_) if r.store().power().fired() => {
+                self.power_cut(n, Vec::new());
+                return;
+            }
+            Err(e) => self.fail(&format!("n{} failed adopting its snapshot: {e}", n + 1)),
+        }
+        self.check(n);
+        self.schedule_snapshot_job(n);
+    }
+
+    /// Start the background snapshot job node `n`'s replica hands out, if any.
+    fn schedule_snapshot_job(&mut self, n: usize) {
+        let job = self.nodes[n]
+            .replica
+            .as_mut()
+            .and_then(|r| r.take_snapshot_job());
+        if let Some(job) = job {
+            debug_assert!(self.nodes[n].snapshot_job.is_none(), "one job at a time");
+            self.nodes[n].snapshot_job = Some(job);
+            let inc = self.nodes[n].incarnation;
+            let at = self.now_ms + self.rng.gen_range(1..=SNAPSHOT_JOB_MS_MAX);
+            self.schedule(at, EventKind::SnapshotDone { node: n, inc });
         }
     }
 
@@ -373,6 +427,7 @@ impl Cluster {
         }
         self.outbox = out;
         self.check(n);
+        self.schedule_snapshot_job(n);
     }
 
     /// The power went out while node `n` handled a `Ready`. What the node sent before it
@@ -619,6 +674,13 @@ impl Cluster {
         let node = &mut self.nodes[n];
         node.incarnation += 1;
         node.ready_scheduled = false;
+        if let Some(job) = node.snapshot_job.take() {
+            // The snapshot thread may have finished the file before the process died, but
+            // the WAL never named it: recovery must drop it.
+            if self.rng.gen_bool(0.5) {
+                let _ = job.run();
+            }
+        }
         let (store, sm) = r.into_parts();
         let mode = restart_mode(&mut self.rng, self.cfg.crash_keeps_unsynced_prefix);
         let store = match store.power_cycle(mode) {
@@ -698,6 +760,7 @@ impl Cluster {
         rc.seed = self.rng.gen();
         let policy = SnapshotPolicy {
             every_applied_entries: self.cfg.snapshot_every,
+            background: self.cfg.snapshot_background,
         };
         let machine = NodeMachine::for_config(self.cfg.kv);
         let replica = match Replica::new(rc, store, machine, policy) {

@@ -81,6 +81,11 @@ pub struct SimConfig {
     pub check_quorum: bool,
     /// Snapshot the state machine every N applied entries (6.824 3D uses 10).
     pub snapshot_every: Option<u64>,
+    /// Serialize and write snapshots as the server does, off the node's thread: the node
+    /// hands out a job, which runs (and the log compacts) a random 1..=
+    /// [`crate::cluster::SNAPSHOT_JOB_MS_MAX`] ms later, while the node goes on; a crash in
+    /// between sometimes finishes the file first (an orphan recovery must drop).
+    pub snapshot_background: bool,
     pub msg_bytes_max: usize,
     pub inflight_msgs_max: usize,
     /// Size of one InstallSnapshot chunk.
@@ -119,6 +124,7 @@ impl SimConfig {
             pre_vote: true,
             check_quorum: true,
             snapshot_every: None,
+            snapshot_background: false,
             msg_bytes_max: 1 << 20,
             inflight_msgs_max: 64,
             snapshot_chunk_bytes: 1 << 20,

@@ -24,7 +24,9 @@ use std::cell::Cell;
 use std::fmt;
 use std::path::PathBuf;
 use std::rc::Rc;
-use storage::{DiskOptions, DiskStore, FaultFs, Identity, LogStore, Restart, StorageError};
+use storage::{
+    DiskOptions, DiskStore, FaultFs, Identity, LogStore, Restart, SnapshotWriter, StorageError,
+};
 
 /// One entry as written: Log Matching says the same id always comes with the same payload
 /// and the same previous term.
@@ -245,6 +247,18 @@ impl LogStore for SimStore {
 
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.inner.save_snapshot(snapshot)
+    }
+
+    fn snapshot_writer(&self) -> SnapshotWriter {
+        self.inner.snapshot_writer()
+    }
+
+    fn save_written_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        file_bytes: usize,
+    ) -> Result<(), StorageError> {
+        self.inner.save_written_snapshot(snapshot, file_bytes)
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {

@@ -163,6 +163,7 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
     let nodes = [3, 5, 7][pick(0, 3) as usize];
     let mut cfg = SimConfig::new(nodes, seed);
     cfg.snapshot_every = [None, Some(10), Some(50), Some(200)][pick(4, 4) as usize];
+    cfg.snapshot_background = pick(52, 2) == 0;
     cfg.pre_vote = pick(8, 4) != 0;
     cfg.check_quorum = pick(10, 4) != 0;
     cfg.inflight_msgs_max = [1, 4, 64][pick(12, 3) as usize];

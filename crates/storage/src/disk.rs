@@ -162,14 +162,45 @@ pub(crate) fn preallocated_len(data_end: u64, step: u64) -> u64 {
 
 /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
 pub(crate) fn write_atomic<F: Fs>(fs: &F, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    write_atomic_via(fs, path, bytes, "tmp")
+}
+
+/// [`write_atomic`] through a temporary file with extension `tmp_ext` (ending in `tmp`, so
+/// that recovery removes it): writers on different threads use different ones.
+fn write_atomic_via<F: Fs>(
+    fs: &F,
+    path: &Path,
+    bytes: &[u8],
+    tmp_ext: &str,
+) -> Result<(), StorageError> {
+    debug_assert!(
+        tmp_ext.ends_with("tmp"),
+        "recovery removes only *.tmp files"
+    );
     let dir = path.parent().expect("file in a directory");
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(tmp_ext);
     let f = fs.create(&tmp).map_err(|e| io_err(tmp.display(), e))?;
     f.append(bytes).map_err(|e| io_err(tmp.display(), e))?;
     f.sync_data().map_err(|e| io_err(tmp.display(), e))?;
     fs.rename(&tmp, path)
         .map_err(|e| io_err(path.display(), e))?;
     fs.sync_dir(dir).map_err(|e| io_err(dir.display(), e))
+}
+
+/// Write `snapshot`'s file into the snapshot directory `dir` and make it durable (through a
+/// temporary file with extension `tmp_ext`); returns its size. Touches no store state, so it
+/// may run on any thread.
+fn write_snapshot_file<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    cluster_id: u64,
+    snapshot: &Snapshot,
+    tmp_ext: &str,
+) -> Result<usize, StorageError> {
+    let path = dir.join(snapshot_name(snapshot.meta.last));
+    let bytes = codec::encode_snapshot(cluster_id, snapshot);
+    write_atomic_via(fs, &path, &bytes, tmp_ext)?;
+    Ok(bytes.len())
 }
 
 impl<F: Fs> DiskStore<F> {
@@ -379,6 +410,47 @@ impl<F: Fs> DiskStore<F> {
         ))
     }
 
+    /// Refuse a snapshot older than the stored one (or any, once the store is unusable).
+    fn check_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.check_usable()?;
+        let last = snapshot.meta.last;
+        if last.index < self.snapshot_last.index {
+            return Err(StorageError::StaleSnapshot {
+                index: last.index,
+                stored: self.snapshot_last.index,
+            });
+        }
+        Ok(())
+    }
+
+    /// Make `snapshot`, whose file is durable (`file_bytes` long), the store's: mark it in
+    /// the WAL and drop the entries it covers.
+    fn adopt_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        file_bytes: usize,
+    ) -> Result<(), StorageError> {
+        let last = snapshot.meta.last;
+        self.invalidate_recovered();
+        self.maybe_roll()?;
+        let keep_suffix = LogStore::term(self, last.index) == Some(last.term);
+        self.push_record(&Record::Snapshot { last, keep_suffix })?;
+        if keep_suffix {
+            let drop = (last.index.0 - self.snapshot_last.index.0) as usize;
+            for l in self.locs.drain(..drop.min(self.locs.len())) {
+                self.entry_bytes -= l.len as usize;
+            }
+        } else {
+            self.locs.clear();
+            self.entry_bytes = 0;
+        }
+        self.snapshot_last = last;
+        self.snapshot = Some(snapshot.clone());
+        self.snapshot_file_bytes = file_bytes;
+        self.pending_gc.push_back((self.written_ticket + 1, last));
+        Ok(())
+    }
+
     fn invalidate_recovered(&mut self) {
         if let Ok(mut r) = self.recovered.lock() {
             *r = None;
@@ -557,35 +629,30 @@ impl<F: Fs> LogStore for DiskStore<F> {
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        self.check_usable()?;
-        let last = snapshot.meta.last;
-        if last.index < self.snapshot_last.index {
-            return Err(StorageError::StaleSnapshot {
-                index: last.index,
-                stored: self.snapshot_last.index,
-            });
-        }
-        self.invalidate_recovered();
-        let path = snap_dir(&self.dir).join(snapshot_name(last));
-        let bytes = codec::encode_snapshot(self.identity.cluster_id, snapshot);
-        write_atomic(&self.fs, &path, &bytes).map_err(|e| self.poison(e))?;
-        self.maybe_roll()?;
-        let keep_suffix = LogStore::term(self, last.index) == Some(last.term);
-        self.push_record(&Record::Snapshot { last, keep_suffix })?;
-        if keep_suffix {
-            let drop = (last.index.0 - self.snapshot_last.index.0) as usize;
-            for l in self.locs.drain(..drop.min(self.locs.len())) {
-                self.entry_bytes -= l.len as usize;
-            }
-        } else {
-            self.locs.clear();
-            self.entry_bytes = 0;
-        }
-        self.snapshot_last = last;
-        self.snapshot = Some(snapshot.clone());
-        self.snapshot_file_bytes = bytes.len();
-        self.pending_gc.push_back((self.written_ticket + 1, last));
-        Ok(())
+        self.check_snapshot(snapshot)?;
+        let dir = snap_dir(&self.dir);
+        let file_bytes =
+            write_snapshot_file(&self.fs, &dir, self.identity.cluster_id, snapshot, "tmp")
+                .map_err(|e| self.poison(e))?;
+        self.adopt_snapshot(snapshot, file_bytes)
+    }
+
+    fn snapshot_writer(&self) -> crate::log_store::SnapshotWriter {
+        let (fs, dir, cluster) = (
+            self.fs.clone(),
+            snap_dir(&self.dir),
+            self.identity.cluster_id,
+        );
+        Arc::new(move |snapshot| write_snapshot_file(&fs, &dir, cluster, snapshot, "bg.tmp"))
+    }
+
+    fn save_written_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        file_bytes: usize,
+    ) -> Result<(), StorageError> {
+        self.check_snapshot(snapshot)?;
+        self.adopt_snapshot(snapshot, file_bytes)
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {

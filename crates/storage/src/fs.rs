@@ -29,7 +29,9 @@ pub trait FsFile: Send + Sync + 'static {
 
 /// The directory and file operations the WAL uses. Paths are absolute or relative to the
 /// process; names in a directory are plain UTF-8 file names.
-pub trait Fs: Send + Sync + 'static {
+/// Clones are handles on the same file system (a snapshot's file is written on another
+/// thread through one).
+pub trait Fs: Clone + Send + Sync + 'static {
     type File: FsFile;
     /// Create a directory and its parents (like `mkdir -p`).
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;

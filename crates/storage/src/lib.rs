@@ -29,7 +29,7 @@ pub use codec::Identity;
 pub use disk::{DiskOptions, DiskStore, RecoveryReport};
 pub use fault_fs::{FaultFs, Restart};
 pub use fs::{Fs, FsFile, StdFs};
-pub use log_store::{LogStore, StorageError, SyncState};
+pub use log_store::{LogStore, SnapshotWriter, StorageError, SyncState};
 pub use mem::MemStore;
 pub use recovery::read_identity;
 pub use syncer::{SyncDone, SyncListener, SyncTicket};

@@ -79,6 +79,11 @@ pub enum SyncState {
     Pending(crate::syncer::SyncTicket),
 }
 
+/// Makes a snapshot's file durable on any thread, apart from the store (see
+/// [`LogStore::snapshot_writer`]); returns the file's size in bytes.
+pub type SnapshotWriter =
+    std::sync::Arc<dyn Fn(&Snapshot) -> Result<usize, StorageError> + Send + Sync>;
+
 /// Durable Raft state: hard state, log entries and the latest snapshot.
 ///
 /// Writes may be buffered; only [`LogStore::sync`] promises they survive a crash. Writes are
@@ -98,6 +103,27 @@ pub trait LogStore {
     /// it are kept only if the log holds an entry with the snapshot's last `EntryId`;
     /// otherwise the whole log is discarded (the snapshot replaces a divergent log).
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
+
+    /// A writer that does the slow half of [`LogStore::save_snapshot`] — encoding the file
+    /// and making it durable — without the store, so another thread can run it while the
+    /// store keeps logging; [`LogStore::save_written_snapshot`] then adopts the file. The
+    /// default writes nothing: a store that keeps its snapshot in memory does everything in
+    /// `save_written_snapshot`.
+    fn snapshot_writer(&self) -> SnapshotWriter {
+        std::sync::Arc::new(|_| Ok(0))
+    }
+
+    /// [`LogStore::save_snapshot`] for a snapshot whose file this store's
+    /// [`LogStore::snapshot_writer`] already made durable (`file_bytes` long). The default
+    /// is `save_snapshot`.
+    fn save_written_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        file_bytes: usize,
+    ) -> Result<(), StorageError> {
+        let _ = file_bytes;
+        self.save_snapshot(snapshot)
+    }
 
     /// Make every write so far durable.
     fn sync(&mut self) -> Result<(), StorageError>;

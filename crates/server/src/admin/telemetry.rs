@@ -581,6 +581,7 @@ impl<T: replica::Transport> replica::Transport for Tapped<'_, T> {
 
 /// A file system that times every `fdatasync` into [`Telemetry::fsync`]; everything else
 /// passes through unchanged.
+#[derive(Clone)]
 pub struct TimedFs<F> {
     inner: F,
     tel: Arc<Telemetry>,
