@@ -68,8 +68,10 @@ pub struct ServeArgs {
     #[arg(long, env = "RAFTKV_ELECTION_TIMEOUT", value_name = "MS")]
     pub election_timeout: Option<u64>,
 
-    /// Snapshot the state machine and compact the log every this many applied entries
-    /// (0: never). [default: 10000]
+    /// Snapshot the state machine and compact the log every this many applied entries, once
+    /// the log also holds as many bytes as the last snapshot (a large state is not rewritten
+    /// for a little log); the snapshot is written in the background (0: never).
+    /// [default: 10000]
     #[arg(long, env = "RAFTKV_SNAPSHOT_COUNT", value_name = "ENTRIES")]
     pub snapshot_count: Option<u64>,
 

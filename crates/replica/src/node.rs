@@ -30,6 +30,11 @@ pub struct SnapshotPolicy {
     /// it done ([`Replica::on_snapshot_written`]). Otherwise the snapshot is taken, written
     /// and the log compacted inside [`Replica::handle_ready`].
     pub background: bool,
+    /// Also wait until the log holds at least as many bytes as the last snapshot: a large
+    /// state is then rewritten at most once per its own size of log (the disk writes at most
+    /// twice what the log does), a small one as often as `every_applied_entries` says. A
+    /// restart replays at most about a snapshot's worth of log.
+    pub size_aware: bool,
 }
 
 impl SnapshotPolicy {
@@ -38,6 +43,7 @@ impl SnapshotPolicy {
         SnapshotPolicy {
             every_applied_entries: None,
             background: false,
+            size_aware: false,
         }
     }
     /// Snapshot every `n` applied entries (`n` ≥ 1).
@@ -46,12 +52,20 @@ impl SnapshotPolicy {
         SnapshotPolicy {
             every_applied_entries: Some(n),
             background: false,
+            size_aware: false,
         }
     }
     /// The same policy with snapshots serialized and written off the node's thread.
     pub fn in_background(self) -> Self {
         SnapshotPolicy {
             background: true,
+            ..self
+        }
+    }
+    /// The same policy, waiting also for the log to reach the last snapshot's size.
+    pub fn size_aware(self) -> Self {
+        SnapshotPolicy {
+            size_aware: true,
             ..self
         }
     }
@@ -412,6 +426,9 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
         if self.applied.0 < self.snapshot_index.0 + every {
             return Ok(());
         }
+        if self.policy.size_aware && self.store.log_bytes() < self.store.snapshot_bytes() {
+            return Ok(());
+        }
         if self.policy.background {
             if !self.snapshot_running {
                 self.snapshot_job = Some(SnapshotJob {
@@ -679,6 +696,37 @@ mod tests {
         // Six entries applied since: the next one is due at once.
         let next = r.take_snapshot_job().expect("the next snapshot is due");
         assert!(next.index() > at);
+    }
+
+    #[test]
+    fn a_size_aware_policy_waits_for_the_log_to_reach_the_snapshot() {
+        let mut r = leader(SnapshotPolicy::every(2).size_aware());
+        // A big command makes a big state, hence a big first snapshot.
+        r.propose(Bytes::from(vec![7u8; 4096]), 0).unwrap();
+        r.handle_ready(&mut Vec::new()).unwrap();
+        let first = r.snapshot_index();
+        assert!(
+            first > LogIndex(0),
+            "the first snapshot is due after 2 entries"
+        );
+        let snap_bytes = r.store().snapshot_bytes();
+        assert!(snap_bytes > 4096);
+        // Small commands: due by count long before the log reaches the snapshot's size.
+        let mut n = 0;
+        let before = loop {
+            let before = r.store().log_bytes();
+            n += 1;
+            r.propose(Bytes::from(format!("small {n}")), n).unwrap();
+            r.handle_ready(&mut Vec::new()).unwrap();
+            if r.snapshot_index() != first {
+                break before;
+            }
+        };
+        assert!(n > 50, "snapshotted after {n} small entries");
+        assert!(
+            before + 64 >= snap_bytes,
+            "not before the log reached {snap_bytes} B (it held {before} B)"
+        );
     }
 
     #[test]

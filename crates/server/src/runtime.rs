@@ -347,7 +347,9 @@ impl<M: StateMachine + Send + 'static> Node<M> {
         let policy = if cfg.snapshot_entries == 0 {
             SnapshotPolicy::never()
         } else {
-            SnapshotPolicy::every(cfg.snapshot_entries).in_background()
+            SnapshotPolicy::every(cfg.snapshot_entries)
+                .in_background()
+                .size_aware()
         };
         let mut replica = Replica::new(rc, store, sm, policy)?;
         // The only voter of its cluster has nobody to wait for and nobody to disrupt: it
@@ -598,6 +600,21 @@ struct Driver<M: StateMachine + 'static> {
     snap_worker: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Put the calling thread in the idle scheduling class: a snapshot of a large state takes
+/// hundreds of milliseconds of CPU to encode, which must not come out of the members' event
+/// loops on a busy machine (they preempt it at once). Best effort: refused, it runs as is.
+fn lower_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscall on the calling thread (pid 0) with a valid parameter block.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "snapshot thread keeps its scheduling class"
+        );
+    }
+}
+
 /// How long a removed member keeps running after its removal applied.
 const REMOVED_GRACE: Duration = Duration::from_millis(500);
 
@@ -755,6 +772,7 @@ impl<M: StateMachine + 'static> Driver<M> {
         let thread = std::thread::Builder::new()
             .name("raftkv-snapshot".into())
             .spawn(move || {
+                lower_priority();
                 let started = std::time::Instant::now();
                 let index = job.index();
                 let written = job.run();

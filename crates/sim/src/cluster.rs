@@ -761,6 +761,7 @@ impl Cluster {
         let policy = SnapshotPolicy {
             every_applied_entries: self.cfg.snapshot_every,
             background: self.cfg.snapshot_background,
+            size_aware: false,
         };
         let machine = NodeMachine::for_config(self.cfg.kv);
         let replica = match Replica::new(rc, store, machine, policy) {
