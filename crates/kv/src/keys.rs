@@ -7,7 +7,6 @@
 
 use crate::KvError;
 use bytes::Bytes;
-use std::collections::BTreeMap;
 use std::ops::Bound;
 
 /// A validated key range.
@@ -59,16 +58,16 @@ impl KeyRange {
     }
 
     /// The entries of `map` in the range, in key order.
-    pub fn scan<'a, V>(
+    pub fn scan<'a, V: Clone>(
         &self,
-        map: &'a BTreeMap<Bytes, V>,
+        map: &'a imbl::OrdMap<Bytes, V>,
     ) -> impl Iterator<Item = (&'a Bytes, &'a V)> {
         let bounds: (Bound<&[u8]>, Bound<&[u8]>) = match self {
             KeyRange::Single(k) => (Bound::Included(k), Bound::Included(k)),
             KeyRange::From(k) => (Bound::Included(k), Bound::Unbounded),
             KeyRange::Between(s, e) => (Bound::Included(s), Bound::Excluded(e)),
         };
-        map.range::<[u8], _>(bounds)
+        map.range::<_, [u8]>(bounds)
     }
 }
 
@@ -94,7 +93,7 @@ mod tests {
 
     #[test]
     fn scan_is_in_key_order_and_respects_bounds() {
-        let map: BTreeMap<Bytes, u8> = ["a", "ab", "b", "c"]
+        let map: imbl::OrdMap<Bytes, u8> = ["a", "ab", "b", "c"]
             .iter()
             .enumerate()
             .map(|(i, k)| (Bytes::from(*k), i as u8))

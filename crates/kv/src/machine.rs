@@ -372,12 +372,9 @@ fn read_meta(r: &mut Reader<'_>) -> Result<BTreeMap<Bytes, Bytes>, DecodeError> 
 }
 
 /// Keys, which must come in strictly increasing order and be valid at `revision`.
-fn read_keys(
-    r: &mut Reader<'_>,
-    revision: i64,
-) -> Result<BTreeMap<Bytes, crate::KeyValue>, DecodeError> {
+fn read_keys(r: &mut Reader<'_>, revision: i64) -> Result<crate::store::KeyMap, DecodeError> {
     let n = r.count()?;
-    let mut kvs = BTreeMap::new();
+    let mut kvs = crate::store::KeyMap::new();
     let mut last: Option<Bytes> = None;
     for _ in 0..n {
         let offset = r.offset();
@@ -449,8 +446,8 @@ impl StateMachine for KvStateMachine {
         self.encode_snapshot()
     }
 
-    /// A copy of the state (the key map's nodes are copied, keys and values shared), encoded
-    /// when the closure runs: copying is several times faster than encoding.
+    /// A copy of the state, encoded when the closure runs. The key map is persistent: the
+    /// copy shares its nodes, and the ones a later write touches are copied then.
     fn snapshot_later(&self) -> Box<dyn FnOnce() -> Bytes + Send> {
         let store = self.store.get().clone();
         let (applied, sessions, meta) =

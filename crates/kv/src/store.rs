@@ -1,6 +1,7 @@
 //! [`Store`]: the ordered key space with etcd v3 revisions, without MVCC history.
 //!
-//! Owns: the keys (a `BTreeMap`, so ranges come out in key order), the global revision and
+//! Owns: the keys (an ordered map, so ranges come out in key order; persistent — a clone
+//! shares every node until one side changes it, so a snapshot copies the store in O(1)), the global revision and
 //! the per-key `create_revision`/`mod_revision`/`version`, and the single write path
 //! (`Write`) every mutation goes through, which is what makes "one write request = at most
 //! one revision" hold for puts, deletes, appends and whole txns alike.
@@ -18,7 +19,9 @@ use crate::types::*;
 use crate::KvError;
 use bytes::{Bytes, BytesMut};
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+
+/// The key space: key → its value and metadata, in key order.
+pub(crate) type KeyMap = imbl::OrdMap<Bytes, KeyValue>;
 
 /// The revision of an empty store (etcd starts at 1, too).
 pub const INITIAL_REVISION: i64 = 1;
@@ -26,7 +29,7 @@ pub const INITIAL_REVISION: i64 = 1;
 /// The key/value state: keys in order, each with its etcd metadata, and the global revision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Store {
-    kvs: BTreeMap<Bytes, KeyValue>,
+    kvs: KeyMap,
     revision: i64,
 }
 
@@ -40,7 +43,7 @@ impl Store {
     /// An empty store at revision [`INITIAL_REVISION`].
     pub fn new() -> Self {
         Store {
-            kvs: BTreeMap::new(),
+            kvs: KeyMap::new(),
             revision: INITIAL_REVISION,
         }
     }
@@ -223,7 +226,7 @@ impl Store {
 
     /// Replace the whole state (snapshot restore). The caller has checked the invariants that
     /// [`Store::check_invariants`] asserts.
-    pub(crate) fn from_parts(kvs: BTreeMap<Bytes, KeyValue>, revision: i64) -> Store {
+    pub(crate) fn from_parts(kvs: KeyMap, revision: i64) -> Store {
         let store = Store { kvs, revision };
         store.check_invariants();
         store

@@ -109,6 +109,9 @@ pub struct DiskStore<F: Fs> {
     pub(crate) written_ticket: SyncTicket,
     pub(crate) shared: Arc<SyncShared>,
     pub(crate) syncer: Option<Syncer<F::File>>,
+    /// With group commit: the thread that unlinks obsolete files (an unlink of a large file
+    /// can take long, e.g. on a file system mounted with `discard`).
+    pub(crate) remover: Option<Remover>,
     /// Snapshots whose marker is not yet known durable: (ticket of the marker, snapshot).
     pub(crate) pending_gc: VecDeque<(SyncTicket, EntryId)>,
     pub(crate) poisoned: Option<String>,
@@ -201,6 +204,65 @@ fn write_atomic_via<F: Fs>(
     fs.sync_dir(dir).map_err(|e| io_err(dir.display(), e))
 }
 
+/// Obsolete files to unlink, then the directories to sync. Leftovers are harmless (recovery
+/// ignores and removes them), so a removal may run late, on another thread.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Removal {
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Removal {
+    fn run<F: Fs>(&self, fs: &F) -> Result<(), StorageError> {
+        for p in &self.files {
+            fs.remove_file(p).map_err(|e| io_err(p.display(), e))?;
+        }
+        for d in &self.dirs {
+            fs.sync_dir(d).map_err(|e| io_err(d.display(), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The clean-up thread: runs [`Removal`]s in order; joined when the store is dropped, so
+/// nothing is removed behind the back of a store opened on the directory later.
+pub(crate) struct Remover {
+    tx: Option<std::sync::mpsc::Sender<Removal>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Remover {
+    fn spawn<F: Fs>(fs: F) -> std::io::Result<Remover> {
+        let (tx, rx) = std::sync::mpsc::channel::<Removal>();
+        let thread = std::thread::Builder::new()
+            .name("raftkv-wal-gc".into())
+            .spawn(move || {
+                for removal in rx {
+                    if let Err(e) = removal.run(&fs) {
+                        tracing::warn!(error = %e, "removing obsolete WAL files failed");
+                    }
+                }
+            })?;
+        Ok(Remover {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn request(&self, removal: Removal) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(removal).is_ok())
+    }
+}
+
+impl Drop for Remover {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Write `snapshot`'s file into the snapshot directory `dir` and make it durable (through a
 /// temporary file with extension `tmp_ext`); returns its size. Touches no store state, so it
 /// may run on any thread.
@@ -257,11 +319,17 @@ impl<F: Fs> DiskStore<F> {
 
     /// Start group commit: a sync thread that calls `listener` after each `fdatasync`.
     /// Afterwards [`DiskStore::start_sync`] queues syncs instead of running them.
+    /// Obsolete files are then also removed on a thread of their own.
     pub fn enable_group_commit(&mut self, listener: SyncListener) -> Result<(), StorageError> {
         if self.syncer.is_none() {
             let s = Syncer::spawn(self.shared.clone(), listener)
                 .map_err(|e| io_err("spawning the sync thread", e))?;
             self.syncer = Some(s);
+        }
+        if self.remover.is_none() {
+            let r = Remover::spawn(self.fs.clone())
+                .map_err(|e| io_err("spawning the clean-up thread", e))?;
+            self.remover = Some(r);
         }
         Ok(())
     }
@@ -493,38 +561,33 @@ impl<F: Fs> DiskStore<F> {
             .fs
             .list_dir(&sdir)
             .map_err(|e| io_err(sdir.display(), e))?;
-        let mut removed = false;
+        let mut removal = Removal::default();
         for name in names {
             let obsolete = parse_snapshot_name(&name).is_some_and(|id| id.index <= snap.index);
             if obsolete && name != keep {
-                let p = sdir.join(&name);
-                self.fs
-                    .remove_file(&p)
-                    .map_err(|e| io_err(p.display(), e))?;
-                removed = true;
+                removal.files.push(sdir.join(&name));
             }
         }
-        if removed {
-            self.fs
-                .sync_dir(&sdir)
-                .map_err(|e| io_err(sdir.display(), e))?;
+        if !removal.files.is_empty() {
+            removal.dirs.push(sdir);
         }
         let mut n = 0;
         while n + 1 < self.segments.len() && self.segments[n].max_index <= snap.index {
             n += 1;
         }
         if n > 0 {
-            let wal = wal_dir(&self.dir);
-            for seg in self.segments.drain(..n) {
-                self.fs
-                    .remove_file(&seg.path)
-                    .map_err(|e| io_err(seg.path.display(), e))?;
-            }
-            self.fs
-                .sync_dir(&wal)
-                .map_err(|e| io_err(wal.display(), e))?;
+            removal
+                .files
+                .extend(self.segments.drain(..n).map(|seg| seg.path));
+            removal.dirs.push(wal_dir(&self.dir));
         }
-        Ok(())
+        if removal.files.is_empty() {
+            return Ok(());
+        }
+        match &self.remover {
+            Some(r) if r.request(removal.clone()) => Ok(()),
+            _ => removal.run(&self.fs),
+        }
     }
 
     fn read_entry(&self, loc: &Loc) -> Result<Entry, StorageError> {

@@ -257,6 +257,7 @@ pub(crate) fn open<F: Fs>(
         written_ticket: 0,
         shared: Arc::new(SyncShared::default()),
         syncer: None,
+        remover: None,
         pending_gc: VecDeque::new(),
         poisoned: None,
         report,
