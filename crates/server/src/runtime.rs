@@ -600,17 +600,21 @@ struct Driver<M: StateMachine + 'static> {
     snap_worker: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Put the calling thread in the idle scheduling class: a snapshot of a large state takes
-/// hundreds of milliseconds of CPU to encode, which must not come out of the members' event
-/// loops on a busy machine (they preempt it at once). Best effort: refused, it runs as is.
+/// Lower the calling thread's priority (nice +10, about a tenth of a normal thread's share
+/// when the cores are contended): a snapshot of a large state takes hundreds of milliseconds
+/// of CPU to encode, which should mostly come from idle time, not from the members' event
+/// loops — yet still finish on a saturated machine, or the log would never compact. Best
+/// effort: refused, the thread runs as is.
 fn lower_priority() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: plain syscall on the calling thread (pid 0) with a valid parameter block.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    // SAFETY: plain syscalls on the calling thread (its own tid); no memory is passed.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10)
+    };
     if rc != 0 {
         tracing::debug!(
             error = %std::io::Error::last_os_error(),
-            "snapshot thread keeps its scheduling class"
+            "snapshot thread keeps its priority"
         );
     }
 }
