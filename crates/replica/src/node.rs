@@ -552,6 +552,14 @@ mod tests {
         Replica::new(Config::new(NodeId(1)), store, ListSm::default(), policy).unwrap()
     }
 
+    /// Propose `i` (as text, token `i`) for each `i` of `range`, one `Ready` each.
+    fn propose_each(r: &mut Replica<MemStore, ListSm>, range: std::ops::Range<u64>) {
+        for i in range {
+            r.propose(Bytes::from(i.to_string()), i).unwrap();
+            r.handle_ready(&mut Vec::new()).unwrap();
+        }
+    }
+
     fn leader(policy: SnapshotPolicy) -> Replica<MemStore, ListSm> {
         let mut r = single(MemStore::new(Configuration::new([NodeId(1)])), policy);
         r.campaign();
@@ -633,10 +641,7 @@ mod tests {
     #[test]
     fn snapshot_policy_compacts_and_restart_restores() {
         let mut r = leader(SnapshotPolicy::every(3));
-        for i in 0..10u64 {
-            r.propose(Bytes::from(i.to_string()), i).unwrap();
-            r.handle_ready(&mut Vec::new()).unwrap();
-        }
+        propose_each(&mut r, 0..10);
         assert!(r.snapshot_index() >= LogIndex(3));
         assert!(r.store().snapshot().is_some());
         assert!(r.raft().snapshot().is_some());
@@ -668,19 +673,13 @@ mod tests {
     #[test]
     fn a_background_snapshot_compacts_only_when_its_result_comes_back() {
         let mut r = leader(SnapshotPolicy::every(3).in_background());
-        for i in 0..4u64 {
-            r.propose(Bytes::from(i.to_string()), i).unwrap();
-            r.handle_ready(&mut Vec::new()).unwrap();
-        }
+        propose_each(&mut r, 0..4);
         let job = r.take_snapshot_job().expect("a snapshot is due");
         let at = job.index();
         assert!(at >= LogIndex(3));
         assert!(r.take_snapshot_job().is_none(), "one job at a time");
         // The node goes on while the job runs; nothing is compacted yet.
-        for i in 4..10u64 {
-            r.propose(Bytes::from(i.to_string()), i).unwrap();
-            r.handle_ready(&mut Vec::new()).unwrap();
-        }
+        propose_each(&mut r, 4..10);
         assert!(r.take_snapshot_job().is_none(), "still one job at a time");
         assert_eq!(r.snapshot_index(), LogIndex(0));
         assert!(r.raft().snapshot().is_none());
@@ -732,17 +731,11 @@ mod tests {
     #[test]
     fn a_background_snapshot_superseded_meanwhile_is_dropped() {
         let mut r = leader(SnapshotPolicy::every(2).in_background());
-        for i in 0..3u64 {
-            r.propose(Bytes::from(i.to_string()), i).unwrap();
-            r.handle_ready(&mut Vec::new()).unwrap();
-        }
+        propose_each(&mut r, 0..3);
         let job = r.take_snapshot_job().expect("due");
         // Compact past the job inline (as a snapshot received from the leader would), then
         // let the job's stale result arrive: it must change nothing.
-        for i in 3..6u64 {
-            r.propose(Bytes::from(i.to_string()), i).unwrap();
-            r.handle_ready(&mut Vec::new()).unwrap();
-        }
+        propose_each(&mut r, 3..6);
         let applied = r.applied_index();
         assert!(applied > job.index());
         let snap = r.raft.compact(applied, r.sm.snapshot()).unwrap();

@@ -20,7 +20,7 @@
 use crate::codec::{self, Identity, Record, RECORD_PAYLOAD_MAX};
 use crate::fs::{Fs, FsFile};
 use crate::log_store::{check_append, check_range, LogStore, StorageError, SyncState};
-use crate::syncer::{SyncListener, SyncShared, SyncTicket, Syncer};
+use crate::syncer::{SyncListener, SyncShared, SyncTicket, Syncer, Worker};
 use raft::{Entry, EntryId, HardState, InitialState, LogIndex, Snapshot, Term};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -111,7 +111,7 @@ pub struct DiskStore<F: Fs> {
     pub(crate) syncer: Option<Syncer<F::File>>,
     /// With group commit: the thread that unlinks obsolete files (an unlink of a large file
     /// can take long, e.g. on a file system mounted with `discard`).
-    pub(crate) remover: Option<Remover>,
+    pub(crate) remover: Option<Worker<Removal>>,
     /// Snapshots whose marker is not yet known durable: (ticket of the marker, snapshot).
     pub(crate) pending_gc: VecDeque<(SyncTicket, EntryId)>,
     pub(crate) poisoned: Option<String>,
@@ -191,22 +191,22 @@ fn write_atomic_via<F: Fs>(
     let f = fs.create(&tmp).map_err(|e| io_err(tmp.display(), e))?;
     let mut offset = 0;
     for part in bytes.chunks(chunk.max(1)) {
+        if offset > 0 {
+            f.sync_data().map_err(|e| io_err(tmp.display(), e))?;
+        }
         f.write_at(part, offset)
             .map_err(|e| io_err(tmp.display(), e))?;
-        f.sync_data().map_err(|e| io_err(tmp.display(), e))?;
         offset += part.len() as u64;
     }
-    if bytes.is_empty() {
-        f.sync_data().map_err(|e| io_err(tmp.display(), e))?;
-    }
+    f.sync_data().map_err(|e| io_err(tmp.display(), e))?;
     fs.rename(&tmp, path)
         .map_err(|e| io_err(path.display(), e))?;
     fs.sync_dir(dir).map_err(|e| io_err(dir.display(), e))
 }
 
 /// Obsolete files to unlink, then the directories to sync. Leftovers are harmless (recovery
-/// ignores and removes them), so a removal may run late, on another thread.
-#[derive(Clone, Debug, Default)]
+/// ignores and removes them), so a removal may run late, on the clean-up thread.
+#[derive(Debug, Default)]
 pub(crate) struct Removal {
     files: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
@@ -224,43 +224,18 @@ impl Removal {
     }
 }
 
-/// The clean-up thread: runs [`Removal`]s in order; joined when the store is dropped, so
-/// nothing is removed behind the back of a store opened on the directory later.
-pub(crate) struct Remover {
-    tx: Option<std::sync::mpsc::Sender<Removal>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Remover {
-    fn spawn<F: Fs>(fs: F) -> std::io::Result<Remover> {
-        let (tx, rx) = std::sync::mpsc::channel::<Removal>();
-        let thread = std::thread::Builder::new()
-            .name("raftkv-wal-gc".into())
-            .spawn(move || {
-                for removal in rx {
-                    if let Err(e) = removal.run(&fs) {
-                        tracing::warn!(error = %e, "removing obsolete WAL files failed");
-                    }
+/// The clean-up thread: runs [`Removal`]s in order.
+fn spawn_remover<F: Fs>(fs: F) -> std::io::Result<Worker<Removal>> {
+    Worker::spawn(
+        "raftkv-wal-gc",
+        move |rx: std::sync::mpsc::Receiver<Removal>| {
+            for removal in rx {
+                if let Err(e) = removal.run(&fs) {
+                    tracing::warn!(error = %e, "removing obsolete WAL files failed");
                 }
-            })?;
-        Ok(Remover {
-            tx: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    fn request(&self, removal: Removal) -> bool {
-        self.tx.as_ref().is_some_and(|tx| tx.send(removal).is_ok())
-    }
-}
-
-impl Drop for Remover {
-    fn drop(&mut self) {
-        drop(self.tx.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+            }
+        },
+    )
 }
 
 /// Write `snapshot`'s file into the snapshot directory `dir` and make it durable (through a
@@ -327,7 +302,7 @@ impl<F: Fs> DiskStore<F> {
             self.syncer = Some(s);
         }
         if self.remover.is_none() {
-            let r = Remover::spawn(self.fs.clone())
+            let r = spawn_remover(self.fs.clone())
                 .map_err(|e| io_err("spawning the clean-up thread", e))?;
             self.remover = Some(r);
         }
@@ -584,10 +559,14 @@ impl<F: Fs> DiskStore<F> {
         if removal.files.is_empty() {
             return Ok(());
         }
-        match &self.remover {
-            Some(r) if r.request(removal.clone()) => Ok(()),
-            _ => removal.run(&self.fs),
-        }
+        let removal = match &self.remover {
+            Some(r) => match r.send(removal) {
+                Ok(()) => return Ok(()),
+                Err(back) => back,
+            },
+            None => removal,
+        };
+        removal.run(&self.fs)
     }
 
     fn read_entry(&self, loc: &Loc) -> Result<Entry, StorageError> {

@@ -5,10 +5,12 @@
 //! and covers them all with one more, then reports the highest ticket it made durable. The
 //! owner's event loop never waits on the disk.
 //!
-//! Owns: the sync thread, the durable-ticket watermark and the sticky failure flag. Must
-//! never: report a ticket durable before the `fdatasync` covering it returned, retry a failed
-//! sync (after a failed `fdatasync` the page cache may have dropped the data: the store is
-//! poisoned and the node must restart from what is on disk), or touch the store's state.
+//! Owns: the sync thread, the durable-ticket watermark and the sticky failure flag, and
+//! [`Worker`], the queue-fed thread the store's background threads (this one, the clean-up)
+//! are built on. Must never: report a ticket durable before the `fdatasync` covering it
+//! returned, retry a failed sync (after a failed `fdatasync` the page cache may have dropped
+//! the data: the store is poisoned and the node must restart from what is on disk), or touch
+//! the store's state.
 
 use crate::fs::FsFile;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,37 +44,59 @@ pub(crate) struct SyncShared {
     pub(crate) failed: AtomicBool,
 }
 
-pub(crate) struct Syncer<F: FsFile> {
-    tx: Option<mpsc::Sender<Request<F>>>,
+/// A thread of the store that takes messages of type `T` in order until the store drops it;
+/// dropping it waits for the thread to finish what was queued, so nothing it does outlives
+/// the store (a store opened on the directory later never races it).
+pub(crate) struct Worker<T> {
+    tx: Option<mpsc::Sender<T>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl<F: FsFile> Syncer<F> {
-    pub(crate) fn spawn(shared: Arc<SyncShared>, listener: SyncListener) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Request<F>>();
+impl<T: Send + 'static> Worker<T> {
+    /// Spawn the thread `name` running `body` over the queue.
+    pub(crate) fn spawn(
+        name: &str,
+        body: impl FnOnce(mpsc::Receiver<T>) + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<T>();
         let thread = std::thread::Builder::new()
-            .name("raftkv-wal-sync".into())
-            .spawn(move || run(rx, shared, listener))?;
-        Ok(Syncer {
+            .name(name.into())
+            .spawn(move || body(rx))?;
+        Ok(Worker {
             tx: Some(tx),
             thread: Some(thread),
         })
     }
 
-    /// Queue a sync of `file` covering `ticket`.
-    pub(crate) fn request(&self, ticket: SyncTicket, file: Arc<F>) -> bool {
-        self.tx
-            .as_ref()
-            .is_some_and(|tx| tx.send(Request { ticket, file }).is_ok())
+    /// Queue `msg`; handed back if the thread is gone.
+    pub(crate) fn send(&self, msg: T) -> Result<(), T> {
+        match &self.tx {
+            Some(tx) => tx.send(msg).map_err(|e| e.0),
+            None => Err(msg),
+        }
     }
 }
 
-impl<F: FsFile> Drop for Syncer<F> {
+impl<T> Drop for Worker<T> {
     fn drop(&mut self) {
         drop(self.tx.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// The sync thread.
+pub(crate) struct Syncer<F: FsFile>(Worker<Request<F>>);
+
+impl<F: FsFile> Syncer<F> {
+    pub(crate) fn spawn(shared: Arc<SyncShared>, listener: SyncListener) -> std::io::Result<Self> {
+        Worker::spawn("raftkv-wal-sync", move |rx| run(rx, shared, listener)).map(Syncer)
+    }
+
+    /// Queue a sync of `file` covering `ticket`.
+    pub(crate) fn request(&self, ticket: SyncTicket, file: Arc<F>) -> bool {
+        self.0.send(Request { ticket, file }).is_ok()
     }
 }
 
