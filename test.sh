@@ -6,10 +6,12 @@ if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust (rustup) first" >&2
   exit 1
 fi
-# System packages the tests need: etcdctl (etcd's own client, for the compatibility tests)
-# and protoc (the `etcd-client` crate's build script compiles etcd's protos with it).
+# System packages the tests need: etcdctl (etcd's own client, for the compatibility tests),
+# etcd (the load tool's test drives a real etcd too) and protoc (the `etcd-client` crate's
+# build script compiles etcd's protos with it).
 missing=()
 command -v etcdctl >/dev/null || missing+=(etcd-client)
+command -v etcd >/dev/null || missing+=(etcd-server)
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v nft >/dev/null || missing+=(nftables)  # the nemesis suite cuts links with nft
 # The dashboard's browser test drives headless Chromium through chromedriver.

@@ -13,6 +13,7 @@
 //! from just before a request is issued to its response.
 
 mod driver;
+mod grpc;
 mod report;
 mod workload;
 
@@ -57,6 +58,12 @@ pub struct BenchArgs {
     /// least one per endpoint while there are enough clients]
     #[arg(long)]
     pub conns: Option<u32>,
+
+    /// Load threads. Each runs its own event loop with its share of the connections and
+    /// the clients on them, so a request and its response stay on one thread. At most
+    /// --conns.
+    #[arg(long, default_value_t = 1)]
+    pub threads: u32,
 
     /// What each request does: put; get (linearizable Range); get-serializable
     /// (serializable Range); mixed (--read-ratio linearizable gets, the rest puts); txn
@@ -135,6 +142,7 @@ pub struct Plan {
     pub endpoints: Vec<String>,
     pub clients: u32,
     pub conns: u32,
+    pub threads: u32,
     pub op: Op,
     /// Set for `mixed` only.
     pub read_ratio: Option<f64>,
@@ -171,6 +179,9 @@ impl Plan {
             Some(c) => c,
             None => default_conns(args.clients, endpoints.len()),
         };
+        if args.threads == 0 || args.threads > conns {
+            bail!("--threads must be between 1 and the connection count ({conns})");
+        }
         if args.key_space == 0 || args.key_space > KEY_SPACE_MAX {
             bail!("--key-space must be between 1 and {KEY_SPACE_MAX}");
         }
@@ -205,6 +216,7 @@ impl Plan {
             endpoints,
             clients: args.clients,
             conns,
+            threads: args.threads,
             op: args.op,
             read_ratio,
             key_space: args.key_space,
@@ -276,11 +288,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let conns = driver::connect(&plan).await?;
-    if plan.prefill {
-        driver::prefill(&plan, &conns, &progress).await?;
-    }
-    let results = driver::measure(&plan, &conns, &progress).await;
+    let results = driver::run(&plan, &progress).await?;
     progress.finish();
     let report = report::Report::new(&plan, leader, results);
     if args.json {

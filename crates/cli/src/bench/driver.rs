@@ -1,26 +1,30 @@
-//! The bench's network side: one HTTP/2 connection per `--conns`, one task per client, the
-//! measured window, the prefill, and the progress bar.
+//! The bench's network side: the load threads (each a single-threaded event loop), one
+//! HTTP/2 connection per `--conns`, one task per client, the measured window, the prefill,
+//! and the progress bar.
 //!
-//! Owns: spreading connections round-robin over the endpoints and clients round-robin over
-//! the connections, the closed loop (a client issues its next request when the previous one
+//! Owns: spreading connections round-robin over the endpoints and over the load threads,
+//! clients round-robin over the connections (a client runs on its connection's thread),
+//! moving every thread through the same phases (connect, prefill, measure), the closed loop (a client issues its next request when the previous one
 //! returned), and deciding per request whether it belongs to the warmup, the measured window,
 //! or comes too late. Must never: retry a request, reconnect behind the caller's back beyond
 //! what a tonic channel does on its own, share a histogram between clients (each keeps its own
 //! [`Tally`]; they are merged after the run), or draw on stdout (the progress bar uses stderr).
 
+use super::grpc::{Conn, Rpc};
 use super::report::{Measured, Tally};
 use super::workload::{self, CasCache, KeySpace, Kind, Workload};
 use super::{Plan, Stop};
 use anyhow::{anyhow, bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use proto::etcdserverpb::kv_client::KvClient;
 use proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use proto::etcdserverpb::{PutRequest, RangeRequest, StatusRequest, TxnRequest, TxnResponse};
+use proto::etcdserverpb::{
+    PutRequest, PutResponse, RangeRequest, RangeResponse, StatusRequest, TxnRequest, TxnResponse,
+};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// How long connecting to one endpoint may take before the run fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,19 +68,191 @@ fn open(url: &str) -> anyhow::Result<Endpoint> {
         .tcp_nodelay(true))
 }
 
-/// `plan.conns` connections, connection `j` to endpoint `j % endpoints`; fails if any
-/// endpoint cannot be reached.
-pub async fn connect(plan: &Plan) -> anyhow::Result<Vec<Channel>> {
-    let mut conns = Vec::new();
-    for j in 0..plan.conns as usize {
-        let url = &plan.endpoints[j % plan.endpoints.len()];
-        let channel = open(url)?
-            .connect()
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
-        conns.push(channel);
+/// Connection `j` goes to endpoint `j % endpoints`; fails if the endpoint cannot be reached.
+async fn connect(plan: &Plan, j: usize) -> anyhow::Result<Conn> {
+    let url = &plan.endpoints[j % plan.endpoints.len()];
+    Conn::connect(url, CONNECT_TIMEOUT)
+        .await
+        .with_context(|| format!("connecting to {url}"))
+}
+
+/// What the load threads do next; the coordinator moves every thread through the same
+/// phases.
+#[derive(Clone)]
+enum Go {
+    /// Connected; wait.
+    Wait,
+    /// Write every key once (shared counter: each key is written by one client).
+    Prefill(Arc<AtomicU64>),
+    /// Run the warmup and the measured window.
+    Measure(Arc<Window>),
+    /// Another thread failed: stop.
+    Abort,
+}
+
+/// Which of the plan's connections and clients load thread `t` of `threads` owns:
+/// connection `j` belongs to thread `j % threads`, client `i` rides connection
+/// `i % conns`. A connection's clients and its HTTP/2 tasks so share one event loop, and a
+/// request and its response never hop between threads.
+#[derive(Clone, Copy, Debug)]
+struct Shard {
+    t: usize,
+    threads: usize,
+}
+
+impl Shard {
+    fn conns(self, plan: &Plan) -> impl Iterator<Item = usize> {
+        (self.t..plan.conns as usize).step_by(self.threads)
     }
-    Ok(conns)
+
+    /// `(client, index of its connection among this shard's)`.
+    fn clients(self, plan: &Plan) -> impl Iterator<Item = (usize, usize)> {
+        let conns = plan.conns as usize;
+        (0..plan.clients as usize)
+            .filter(move |i| (i % conns) % self.threads == self.t)
+            .map(move |i| (i, (i % conns) / self.threads))
+    }
+}
+
+/// Run the bench's load: `plan.threads` threads, each with its own single-threaded event
+/// loop, its share of the connections and the clients on them. Connect (every connection
+/// must come up), prefill if the plan says so, then warm up and measure.
+pub async fn run(plan: &Plan, progress: &Progress) -> anyhow::Result<Measured> {
+    let threads = plan.threads as usize;
+    let (go_tx, go_rx) = tokio::sync::watch::channel(Go::Wait);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let live = Arc::new(Live::default());
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let shard = Shard { t, threads };
+        let (plan, go_rx, done_tx, live) =
+            (plan.clone(), go_rx.clone(), done_tx.clone(), live.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("bench-load-{t}"))
+            .spawn(move || -> Vec<Tally> {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = done_tx.send(Err(anyhow!("load thread runtime: {e}")));
+                        return Vec::new();
+                    }
+                };
+                rt.block_on(shard_main(plan, shard, go_rx, done_tx, live))
+            })
+            .context("starting a load thread")?;
+        handles.push(handle);
+    }
+    drop(done_tx);
+    let outcome = coordinate(plan, progress, &go_tx, &mut done_rx, live).await;
+    if outcome.is_err() {
+        let _ = go_tx.send(Go::Abort);
+    }
+    let joined = tokio::task::spawn_blocking(move || {
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a bench load thread panicked"))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("joining the load threads");
+    let window_start = outcome?;
+    Ok(Measured {
+        window_start,
+        tallies: joined.into_iter().flatten().collect(),
+    })
+}
+
+/// Wait for one report from every load thread; the first error wins.
+async fn all_done(
+    threads: usize,
+    done_rx: &mut tokio::sync::mpsc::UnboundedReceiver<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    for _ in 0..threads {
+        match done_rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e),
+            None => bail!("a load thread stopped early"),
+        }
+    }
+    Ok(())
+}
+
+/// The coordinator's side of [`run`]: phase by phase, with the progress bar; returns the
+/// measured window's start.
+async fn coordinate(
+    plan: &Plan,
+    progress: &Progress,
+    go_tx: &tokio::sync::watch::Sender<Go>,
+    done_rx: &mut tokio::sync::mpsc::UnboundedReceiver<anyhow::Result<()>>,
+    live: Arc<Live>,
+) -> anyhow::Result<Instant> {
+    let threads = plan.threads as usize;
+    all_done(threads, done_rx).await?;
+    if plan.prefill {
+        progress.phase("prefill", plan.key_space);
+        let next = Arc::new(AtomicU64::new(0));
+        let _ = go_tx.send(Go::Prefill(next.clone()));
+        let ticker = tick(progress, move |bar| {
+            bar.set_position(next.load(Ordering::Relaxed));
+        });
+        let prefilled = all_done(threads, done_rx).await;
+        ticker.abort();
+        prefilled?;
+    }
+    let window_start = Instant::now() + plan.warmup;
+    let window = Arc::new(Window::new(window_start, plan.stop));
+    let ticker = show_progress(plan, progress, window_start, live);
+    let _ = go_tx.send(Go::Measure(window));
+    // The threads end when their clients do; `run` joins them.
+    all_done(threads, done_rx).await?;
+    ticker.abort();
+    Ok(window_start)
+}
+
+/// One load thread: connect its connections, then follow the coordinator's phases.
+async fn shard_main(
+    plan: Plan,
+    shard: Shard,
+    mut go_rx: tokio::sync::watch::Receiver<Go>,
+    done_tx: tokio::sync::mpsc::UnboundedSender<anyhow::Result<()>>,
+    live: Arc<Live>,
+) -> Vec<Tally> {
+    let mut conns = Vec::new();
+    for j in shard.conns(&plan) {
+        match connect(&plan, j).await {
+            Ok(c) => conns.push(c),
+            Err(e) => {
+                let _ = done_tx.send(Err(e));
+                return Vec::new();
+            }
+        }
+    }
+    let _ = done_tx.send(Ok(()));
+    let mut go = next_phase(&mut go_rx).await;
+    if let Go::Prefill(next) = go {
+        let _ = done_tx.send(prefill(&plan, shard, &conns, next).await);
+        go = next_phase(&mut go_rx).await;
+    }
+    match go {
+        Go::Measure(window) => {
+            let tallies = measure(&plan, shard, &conns, window, live).await;
+            let _ = done_tx.send(Ok(()));
+            tallies
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The coordinator's next phase (it sends the next one only after every thread reported on
+/// the last, so none is missed); [`Go::Abort`] if it is gone.
+async fn next_phase(go_rx: &mut tokio::sync::watch::Receiver<Go>) -> Go {
+    match go_rx.changed().await {
+        Ok(()) => go_rx.borrow_and_update().clone(),
+        Err(_) => Go::Abort,
+    }
 }
 
 /// The endpoint whose member reports itself as the leader (Maintenance.Status).
@@ -101,15 +277,18 @@ pub async fn find_leader(plan: &Plan) -> anyhow::Result<String> {
     bail!("no endpoint is the leader (leader id reported: {leader_id:x}); give its endpoint too")
 }
 
-/// Write every key of the key space once, `plan.clients` at a time. Not measured; any error
-/// fails the run.
-pub async fn prefill(plan: &Plan, conns: &[Channel], progress: &Progress) -> anyhow::Result<()> {
-    progress.phase("prefill", plan.key_space);
-    let next = Arc::new(AtomicU64::new(0));
+/// This shard's clients write keys until every key of the key space was written once
+/// (`next` is shared by all shards). Not measured; any error fails the run.
+async fn prefill(
+    plan: &Plan,
+    shard: Shard,
+    conns: &[Conn],
+    next: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
     let value = workload::value(plan.value_size_bytes, plan.seed);
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..plan.clients as usize {
-        let mut kv = KvClient::new(conns[i % conns.len()].clone());
+    for (_, c) in shard.clients(plan) {
+        let conn = conns[c].clone();
         let (next, value, keys) = (next.clone(), value.clone(), KeySpace::new(plan.key_space));
         let timeout = plan.request_timeout;
         tasks.spawn(async move {
@@ -120,8 +299,9 @@ pub async fn prefill(plan: &Plan, conns: &[Channel], progress: &Progress) -> any
                 }
                 let key = keys.key(n);
                 let name = String::from_utf8_lossy(&key).into_owned();
-                match tokio::time::timeout(timeout, kv.put(workload::put(key, value.clone()))).await
-                {
+                let put = workload::put(key, value.clone());
+                let call = conn.unary::<_, PutResponse>(Rpc::Put, &put);
+                match tokio::time::timeout(timeout, call).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(status)) => return Err(anyhow!("prefill put {name}: {status}")),
                     Err(_) => return Err(anyhow!("prefill put {name}: no answer in {timeout:?}")),
@@ -129,9 +309,6 @@ pub async fn prefill(plan: &Plan, conns: &[Channel], progress: &Progress) -> any
             }
         });
     }
-    let ticker = tick(progress, move |bar| {
-        bar.set_position(next.load(Ordering::Relaxed));
-    });
     let mut result = Ok(());
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined.context("prefill task panicked").and_then(|r| r) {
@@ -139,7 +316,6 @@ pub async fn prefill(plan: &Plan, conns: &[Channel], progress: &Progress) -> any
             tasks.abort_all();
         }
     }
-    ticker.abort();
     result
 }
 
@@ -205,23 +381,27 @@ impl Window {
     }
 }
 
-/// Counters the progress bar reads while clients run.
+/// What every client of every load thread shares: the counters the progress bar reads
+/// while clients run, and the txn workload's cache of revisions.
 #[derive(Default)]
 struct Live {
     ops: AtomicU64,
     errors: AtomicU64,
+    cas: Mutex<CasCache>,
 }
 
-/// Run the warmup and the measured window with `plan.clients` closed-loop clients.
-pub async fn measure(plan: &Plan, conns: &[Channel], progress: &Progress) -> Measured {
-    let window_start = Instant::now() + plan.warmup;
-    let window = Arc::new(Window::new(window_start, plan.stop));
-    let live = Arc::new(Live::default());
+/// Run this shard's closed-loop clients through the warmup and the measured window.
+async fn measure(
+    plan: &Plan,
+    shard: Shard,
+    conns: &[Conn],
+    window: Arc<Window>,
+    live: Arc<Live>,
+) -> Vec<Tally> {
     let value = workload::value(plan.value_size_bytes, plan.seed);
-    let cas = Arc::new(Mutex::new(CasCache::default()));
     let mut tasks = Vec::new();
-    for i in 0..plan.clients as usize {
-        let kv = KvClient::new(conns[i % conns.len()].clone());
+    for (i, c) in shard.clients(plan) {
+        let conn = conns[c].clone();
         let w = Workload::new(
             plan.op,
             plan.read_ratio.unwrap_or(0.0),
@@ -229,26 +409,20 @@ pub async fn measure(plan: &Plan, conns: &[Channel], progress: &Progress) -> Mea
             plan.seed.wrapping_add(i as u64),
         );
         let client = Client {
-            kv,
+            conn,
             workload: w,
             value: value.clone(),
-            cas: cas.clone(),
             timeout: plan.request_timeout,
             window: window.clone(),
             live: live.clone(),
         };
         tasks.push(tokio::spawn(client.run()));
     }
-    let ticker = show_progress(plan, progress, window_start, live);
     let mut tallies = Vec::new();
     for t in tasks {
         tallies.push(t.await.expect("a bench client panicked"));
     }
-    ticker.abort();
-    Measured {
-        window_start,
-        tallies,
-    }
+    tallies
 }
 
 fn show_progress(
@@ -296,10 +470,9 @@ enum Call {
 
 /// One closed-loop client.
 struct Client {
-    kv: KvClient<Channel>,
+    conn: Conn,
     workload: Workload,
     value: Vec<u8>,
-    cas: Arc<Mutex<CasCache>>,
     timeout: Duration,
     window: Arc<Window>,
     live: Arc<Live>,
@@ -339,15 +512,21 @@ impl Client {
 
     fn cas_cache(&self) -> std::sync::MutexGuard<'_, CasCache> {
         // A panic under this lock leaves at worst a stale revision: a failed compare.
-        self.cas.lock().unwrap_or_else(|e| e.into_inner())
+        self.live.cas.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The call's answer: the txn response for a txn (the CAS cache learns from it).
     async fn send(&mut self, call: Call) -> Result<Option<TxnResponse>, tonic::Status> {
         match call {
-            Call::Put(r) => self.kv.put(r).await.map(|_| None),
-            Call::Range(r) => self.kv.range(r).await.map(|_| None),
-            Call::Txn(r) => self.kv.txn(r).await.map(|t| Some(t.into_inner())),
+            Call::Put(r) => self
+                .conn
+                .unary::<_, PutResponse>(Rpc::Put, &r)
+                .await
+                .map(|_| None),
+            Call::Range(r) => {
+                (self.conn.unary::<_, RangeResponse>(Rpc::Range, &r).await).map(|_| None)
+            }
+            Call::Txn(r) => self.conn.unary(Rpc::Txn, &r).await.map(Some),
         }
     }
 
@@ -389,6 +568,65 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(clients: u32, conns: u32, threads: u32) -> Plan {
+        Plan::from_args(&crate::bench::BenchArgs {
+            endpoints: vec![
+                "127.0.0.1:1".into(),
+                "127.0.0.1:2".into(),
+                "127.0.0.1:3".into(),
+            ],
+            clients,
+            conns: Some(conns),
+            threads,
+            op: workload::Op::Put,
+            read_ratio: 0.9,
+            key_space: 10,
+            value_size: 1,
+            duration: None,
+            total: None,
+            warmup: Duration::ZERO,
+            prefill: false,
+            no_prefill: false,
+            leader_first: false,
+            request_timeout: Duration::from_secs(1),
+            seed: 1,
+            json: false,
+            quiet: true,
+        })
+        .expect("valid plan")
+    }
+
+    #[test]
+    fn shards_split_connections_and_keep_each_client_with_its_connection() {
+        for (clients, conns, threads) in [(1, 1, 1), (16, 8, 1), (64, 8, 2), (256, 8, 3), (7, 7, 7)]
+        {
+            let p = plan(clients, conns, threads);
+            let mut seen_conns = Vec::new();
+            let mut seen_clients = Vec::new();
+            for t in 0..threads as usize {
+                let shard = Shard {
+                    t,
+                    threads: threads as usize,
+                };
+                let mine: Vec<usize> = shard.conns(&p).collect();
+                for (i, local) in shard.clients(&p) {
+                    // The client rides connection i % conns, and that one is this shard's.
+                    assert_eq!(
+                        mine[local],
+                        i % conns as usize,
+                        "{clients}/{conns}/{threads}"
+                    );
+                    seen_clients.push(i);
+                }
+                seen_conns.extend(mine);
+            }
+            seen_conns.sort_unstable();
+            seen_clients.sort_unstable();
+            assert_eq!(seen_conns, (0..conns as usize).collect::<Vec<_>>());
+            assert_eq!(seen_clients, (0..clients as usize).collect::<Vec<_>>());
+        }
+    }
 
     #[test]
     fn a_duration_window_counts_from_its_start_until_its_end() {

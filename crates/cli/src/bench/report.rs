@@ -191,6 +191,7 @@ impl Report {
             "leader_endpoint": self.leader,
             "clients": p.clients,
             "conns": p.conns,
+            "threads": p.threads,
             "key_space": p.key_space,
             "value_size": p.value_size_bytes,
             "read_ratio": p.read_ratio,
@@ -229,9 +230,10 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "{what}: {} clients over {} connections to {} endpoint(s), {} B values, {} keys",
+            "{what}: {} clients over {} connections ({} load thread(s)) to {} endpoint(s), {} B values, {} keys",
             p.clients,
             p.conns,
+            p.threads,
             p.endpoints.len(),
             p.value_size_bytes,
             p.key_space
@@ -293,6 +295,7 @@ mod tests {
             endpoints: vec!["http://127.0.0.1:2379".into()],
             clients: 2,
             conns: 1,
+            threads: 1,
             op,
             read_ratio: (op == Op::Mixed).then_some(0.9),
             key_space: 100,
@@ -382,6 +385,7 @@ mod tests {
             "leader_endpoint",
             "clients",
             "conns",
+            "threads",
             "key_space",
             "value_size",
             "read_ratio",
@@ -422,7 +426,7 @@ mod tests {
         let r = Report::new(&plan(Op::Put, Stop::Total(203)), None, tallies());
         let t = r.table();
         assert!(
-            t.starts_with("put: 2 clients over 1 connections to 1 endpoint(s)"),
+            t.starts_with("put: 2 clients over 1 connections (1 load thread(s)) to 1 endpoint(s)"),
             "{t}"
         );
         assert!(t.contains("ops           200\n"), "{t}");
