@@ -30,7 +30,8 @@ How it measures:
   raftkv and etcd alike. Closed loop: each of --clients clients issues its next request when
   the previous one returned; latency runs from just before a request is issued to its
   response (HDR histogram, microsecond precision). Clients are spread round-robin over
-  --conns HTTP/2 connections, and the connections round-robin over --endpoints. Failed
+  --conns HTTP/2 connections, and the connections round-robin over --endpoints and over
+  --threads load threads (a connection and its clients share one thread). Failed
   requests are not retried; they are counted by gRPC code. Warmup requests (--warmup) and
   prefill writes (--prefill) are not counted.
 
