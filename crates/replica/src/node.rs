@@ -313,6 +313,19 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
         self.handle_ready(transport)
     }
 
+    /// Sync the store now and release every batch that waited for a sync: for a driver
+    /// whose store answers [`LogStore::begin_sync`] with `Pending` but runs no sync thread,
+    /// and completes the syncs itself, later (the simulator). A sync makes every write
+    /// before it durable, so every waiting batch goes.
+    pub fn complete_syncs(
+        &mut self,
+        transport: &mut impl Transport,
+    ) -> Result<Vec<Completion>, ReplicaError> {
+        self.store.sync()?;
+        self.release_unsynced(SyncTicket::MAX, transport);
+        self.handle_ready(transport)
+    }
+
     /// Batches written but not yet known durable.
     pub fn unsynced_batches(&self) -> usize {
         self.unsynced.len()

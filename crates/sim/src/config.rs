@@ -86,6 +86,11 @@ pub struct SimConfig {
     /// [`crate::cluster::SNAPSHOT_JOB_MS_MAX`] ms later, while the node goes on; a crash in
     /// between sometimes finishes the file first (an orphan recovery must drop).
     pub snapshot_background: bool,
+    /// Sync the WAL as the server does, on a sync thread: a batch's writes go to the file,
+    /// the node goes on (sending what needs no durability), and the sync completes a random
+    /// 0..=[`crate::cluster::SYNC_MS_MAX`] ms later, releasing the messages and the entries
+    /// that waited for it. A crash in between loses the unsynced writes (or keeps a prefix).
+    pub sync_deferred: bool,
     pub msg_bytes_max: usize,
     pub inflight_msgs_max: usize,
     /// Size of one InstallSnapshot chunk.
@@ -125,6 +130,7 @@ impl SimConfig {
             check_quorum: true,
             snapshot_every: None,
             snapshot_background: false,
+            sync_deferred: false,
             msg_bytes_max: 1 << 20,
             inflight_msgs_max: 64,
             snapshot_chunk_bytes: 1 << 20,

@@ -5,8 +5,10 @@
 //! A crash is a power cycle ([`SimStore::power_cycle`]): the power goes out, the store is
 //! dropped, the file system comes back keeping what a [`Restart`] mode (drawn by
 //! [`restart_mode`]) says survived, and the WAL is opened again — recovery runs exactly as
-//! it does on a real restart (torn tail cut off, obsolete files removed). Syncs block:
-//! `begin_sync` keeps its default, the blocking [`LogStore::sync`]; the WAL's sync thread is
+//! it does on a real restart (torn tail cut off, obsolete files removed). Syncs block by
+//! default: `begin_sync` syncs at once. With deferred syncs ([`SimStore::defer_syncs`]) it
+//! hands the writes to the file and answers `Pending`, as the server's WAL with its sync
+//! thread does; the cluster completes the sync later as an event. The WAL's sync thread is
 //! never started, so a seed replays identically.
 //!
 //! Owns: the node's [`FaultFs`] (its data directory is `/node{id}`), the audit trail (entry
@@ -26,6 +28,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use storage::{
     DiskOptions, DiskStore, FaultFs, Identity, LogStore, Restart, SnapshotWriter, StorageError,
+    SyncState,
 };
 
 /// One entry as written: Log Matching says the same id always comes with the same payload
@@ -88,6 +91,8 @@ pub struct SimStore {
     opts: DiskOptions,
     audit: Vec<AuditRecord>,
     power: PowerSwitch,
+    /// `begin_sync` answers `Pending`; the sync runs when the driver completes it.
+    deferred: bool,
 }
 
 impl fmt::Debug for SimStore {
@@ -166,7 +171,13 @@ impl SimStore {
             dir,
             opts,
             audit: Vec::new(),
+            deferred: false,
         })
+    }
+
+    /// Defer syncs (see the module doc); kept across power cycles.
+    pub fn defer_syncs(&mut self, deferred: bool) {
+        self.deferred = deferred;
     }
 
     /// A crash: cut the power (if an armed cut has not already), drop the WAL, bring the
@@ -180,6 +191,7 @@ impl SimStore {
             opts,
             audit,
             power,
+            deferred,
         } = self;
         fs.cut_power();
         let identity = inner.identity().clone();
@@ -194,6 +206,7 @@ impl SimStore {
             opts,
             audit,
             power,
+            deferred,
         })
     }
 
@@ -265,6 +278,19 @@ impl LogStore for SimStore {
         self.inner.sync()?;
         self.power.synced();
         Ok(())
+    }
+
+    fn begin_sync(&mut self) -> Result<SyncState, StorageError> {
+        if !self.deferred {
+            self.sync()?;
+            return Ok(SyncState::Durable);
+        }
+        let ticket = self.inner.write_out()?;
+        Ok(if self.inner.durable_ticket() >= ticket {
+            SyncState::Durable
+        } else {
+            SyncState::Pending(ticket)
+        })
     }
 
     fn first_index(&self) -> LogIndex {

@@ -54,6 +54,9 @@ pub struct RunReport {
     pub check_quorum: bool,
     /// Each node's write-ahead log shape.
     pub disk: DiskOptions,
+    /// WAL syncs completed later, as the server's sync thread completes them (0 when the
+    /// seed syncs at once: [`crate::SimConfig::sync_deferred`]).
+    pub syncs_deferred: u64,
     /// Simulated time, including the liveness phase.
     pub sim_ms: u64,
     pub events: u64,
@@ -91,14 +94,18 @@ impl fmt::Display for RunReport {
         writeln!(
             f,
             "seed {}: {} nodes, snapshot every {:?}, pre_vote {}, check_quorum {}, \
-             WAL segments {} B, write buffer {} B",
+             WAL segments {} B, write buffer {} B, {}",
             self.seed,
             self.nodes,
             self.snapshot_every,
             self.pre_vote,
             self.check_quorum,
             self.disk.segment_bytes,
-            self.disk.write_buffer_bytes
+            self.disk.write_buffer_bytes,
+            match self.syncs_deferred {
+                0 => "syncs at once".to_string(),
+                n => format!("{n} syncs deferred"),
+            }
         )?;
         writeln!(
             f,
@@ -164,6 +171,7 @@ pub fn config_for_seed(seed: u64) -> SimConfig {
     let mut cfg = SimConfig::new(nodes, seed);
     cfg.snapshot_every = [None, Some(10), Some(50), Some(200)][pick(4, 4) as usize];
     cfg.snapshot_background = pick(52, 2) == 0;
+    cfg.sync_deferred = pick(54, 2) == 0;
     cfg.pre_vote = pick(8, 4) != 0;
     cfg.check_quorum = pick(10, 4) != 0;
     cfg.inflight_msgs_max = [1, 4, 64][pick(12, 3) as usize];
@@ -232,6 +240,7 @@ pub fn run_random_traced(
         reads_ready: 0,
         crashes: 0,
         power_cuts: 0,
+        syncs_deferred: 0,
         restarts: 0,
         partitions: 0,
         net_changes: 0,
@@ -549,6 +558,7 @@ impl Run {
         r.reads_ready = k.reads_ready;
         r.crashes = k.crashes;
         r.power_cuts = k.power_cuts;
+        r.syncs_deferred = k.syncs_deferred;
         r.restarts = k.restarts;
         r.conf_changes = k.conf_changes_accepted;
         r.nodes_added = k.nodes_added;

@@ -37,6 +37,8 @@ struct Totals {
     elections: u64,
     commits: u64,
     crashes: u64,
+    /// Seeds whose WAL syncs completed later, as the server's sync thread does.
+    deferred_sync_seeds: u64,
     partitions: u64,
     conf_changes: u64,
     nodes_added: u64,
@@ -52,6 +54,7 @@ impl Totals {
         self.elections += r.elections as u64;
         self.commits += r.commits;
         self.crashes += r.crashes;
+        self.deferred_sync_seeds += u64::from(r.syncs_deferred > 0);
         self.partitions += r.partitions;
         self.conf_changes += r.conf_changes;
         self.nodes_added += r.nodes_added;
@@ -112,7 +115,7 @@ fn run_seeds(seeds: u64, start: u64, opts: RandomOptions) {
     println!(
         "{} seeds passed ({} simulated s{}): {} events (most: {} for seed {}), {} elections, \
          {} commits, {} crashes, {} partitions, {} membership changes ({} nodes added, {} \
-         retired)",
+         retired); {} seeds with deferred syncs",
         t.seeds,
         t.sim_ms / 1000,
         if opts.membership {
@@ -129,7 +132,16 @@ fn run_seeds(seeds: u64, start: u64, opts: RandomOptions) {
         t.partitions,
         t.conf_changes,
         t.nodes_added,
-        t.nodes_retired
+        t.nodes_retired,
+        t.deferred_sync_seeds
+    );
+    // Half the seeds sync as the server's sync thread does; a config change that lost that
+    // would silently stop testing the server's durability path.
+    assert!(
+        t.seeds < 50 || t.deferred_sync_seeds * 4 >= t.seeds,
+        "only {} of {} seeds deferred their syncs",
+        t.deferred_sync_seeds,
+        t.seeds
     );
     let mut failures = failures.into_inner().unwrap();
     failures.sort();

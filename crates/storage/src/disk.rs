@@ -313,9 +313,7 @@ impl<F: Fs> DiskStore<F> {
     /// ticket the sync thread will report to the listener. Without group commit this syncs
     /// now (the ticket is then already durable).
     pub fn start_sync(&mut self) -> Result<SyncTicket, StorageError> {
-        self.check_usable()?;
-        self.flush()?;
-        let ticket = self.written_ticket;
+        let ticket = self.write_out()?;
         if self.durable_ticket() >= ticket {
             return Ok(ticket);
         }
@@ -327,6 +325,15 @@ impl<F: Fs> DiskStore<F> {
                 Ok(ticket)
             }
         }
+    }
+
+    /// Hand every buffered record to the active segment without syncing it: the ticket a
+    /// later sync ([`LogStore::sync`], or the sync thread) makes durable. For a driver that
+    /// runs its syncs itself, later (the simulator).
+    pub fn write_out(&mut self) -> Result<SyncTicket, StorageError> {
+        self.check_usable()?;
+        self.flush()?;
+        Ok(self.written_ticket)
     }
 
     /// Highest ticket known durable.
