@@ -357,7 +357,12 @@ impl Cluster {
             .replica
             .as_ref()
             .is_some_and(|r| r.unsynced_batches() > 0);
-        if !self.cfg.sync_deferred || node.sync_scheduled || !waiting {
+        // Only a store that defers its syncs leaves batches waiting.
+        debug_assert!(
+            !waiting || self.cfg.sync_deferred,
+            "a batch waits for a sync"
+        );
+        if node.sync_scheduled || !waiting {
             return;
         }
         self.nodes[n].sync_scheduled = true;

@@ -4,11 +4,12 @@
 //!
 //! Owns: spreading connections round-robin over the endpoints and over the load threads,
 //! clients round-robin over the connections (a client runs on its connection's thread),
-//! moving every thread through the same phases (connect, prefill, measure), the closed loop (a client issues its next request when the previous one
-//! returned), and deciding per request whether it belongs to the warmup, the measured window,
-//! or comes too late. Must never: retry a request, reconnect behind the caller's back beyond
-//! what a tonic channel does on its own, share a histogram between clients (each keeps its own
-//! [`Tally`]; they are merged after the run), or draw on stdout (the progress bar uses stderr).
+//! moving every thread through the same phases (connect, prefill, measure), the closed loop
+//! (a client issues its next request when the previous one returned), and deciding per
+//! request whether it belongs to the warmup, the measured window, or comes too late. Must
+//! never: retry a request, reconnect (a connection that fails fails the calls on it), share
+//! a histogram between clients (each keeps its own [`Tally`]; they are merged after the
+//! run), or draw on stdout (the progress bar uses stderr).
 
 use super::grpc::{Conn, Rpc};
 use super::report::{Measured, Tally};
@@ -523,9 +524,11 @@ impl Client {
                 .unary::<_, PutResponse>(Rpc::Put, &r)
                 .await
                 .map(|_| None),
-            Call::Range(r) => {
-                (self.conn.unary::<_, RangeResponse>(Rpc::Range, &r).await).map(|_| None)
-            }
+            Call::Range(r) => self
+                .conn
+                .unary::<_, RangeResponse>(Rpc::Range, &r)
+                .await
+                .map(|_| None),
             Call::Txn(r) => self.conn.unary(Rpc::Txn, &r).await.map(Some),
         }
     }
