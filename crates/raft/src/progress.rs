@@ -65,11 +65,15 @@ impl Progress {
         !self.inflight.is_empty()
     }
 
-    /// An append ending at `last` was sent.
+    /// An append ending at `last` was sent: entries `next..=last`, or none (`last` is
+    /// `next - 1`: a nudge after an installed snapshot or before a leadership transfer).
     pub(crate) fn sent_entries(&mut self, last: LogIndex) {
         match self.state {
+            ProgressState::Replicate if last < self.next => {
+                // An empty append carries no entries to track in the window.
+                debug_assert_eq!(last, self.next.prev(), "an append starts at next");
+            }
             ProgressState::Replicate => {
-                debug_assert!(last >= self.next);
                 self.next = last.next();
                 self.inflight.push_back(last);
             }
@@ -119,5 +123,27 @@ impl Progress {
         self.state = ProgressState::Snapshot { index, offset: 0 };
         self.probe_sent = false;
         self.inflight.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_append_while_replicating_takes_no_inflight_slot() {
+        let mut pr = Progress::new(LogIndex(1), 1);
+        pr.ack(LogIndex(4));
+        pr.become_replicate();
+        assert_eq!(pr.next, LogIndex(5));
+        pr.sent_entries(LogIndex(4)); // nothing new to send
+        assert!(!pr.has_inflight() && !pr.is_paused());
+        assert_eq!(pr.next, LogIndex(5));
+        pr.sent_entries(LogIndex(6));
+        assert!(
+            pr.has_inflight() && pr.is_paused(),
+            "the window of one is full"
+        );
+        assert_eq!(pr.next, LogIndex(7));
     }
 }
