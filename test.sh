@@ -30,4 +30,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The fuzz targets live in their own workspace (fuzz/); CI only checks that they build.
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo build --manifest-path fuzz/Cargo.toml --locked --bins
-cargo test --workspace --locked --release
+cargo test --workspace --locked --profile checked

@@ -2,7 +2,7 @@
 //! episodes (each of the 5 kinds twice; about 45 s), then the linearizability check, the
 //! append audit and the replica comparison.
 //!
-//! Needs `target/release/raftkv` (test.sh builds the workspace first; or set RAFTKV_BIN), root
+//! Needs `target/<profile>/raftkv` (test.sh builds the workspace first; or set RAFTKV_BIN), root
 //! and `nft`. NEMESIS_SEED picks another fault schedule; NEMESIS_EPISODES runs more episodes.
 
 mod common;

@@ -5,10 +5,10 @@
 //! and the cluster shrinks back to 3; unsafe requests are refused with clear errors. Then the
 //! linearizability check, the append audit and the replica comparison.
 //!
-//! Needs `target/release/raftkv` (or RAFTKV_BIN), the addresses 127.0.0.11–15 free, and
-//! `etcdctl` on the PATH (test.sh installs it; without it the raftkv CLI makes those changes
-//! and the report says so). No firewall: it needs no root. NEMESIS_SEED picks other client
-//! choices; NEMESIS_SETTLE_MS sets the load between changes.
+//! Needs `target/<profile>/raftkv` beside the test binary (or RAFTKV_BIN), the addresses
+//! 127.0.0.11–15 free, and `etcdctl` on the PATH (test.sh installs it; without it the raftkv
+//! CLI makes those changes and the report says so). No firewall: it needs no root.
+//! NEMESIS_SEED picks other client choices; NEMESIS_SETTLE_MS sets the load between changes.
 
 mod common;
 

@@ -218,6 +218,43 @@ impl RaftLog {
         (self.snapshot_last.term == term).then_some(self.snapshot_last.index)
     }
 
+    /// Debug builds: the log's shape and watermarks are consistent (cheap: ends only).
+    pub(crate) fn debug_check(&self) {
+        if let (Some(first), Some(last)) = (self.entries.first(), self.entries.last()) {
+            debug_assert_eq!(
+                first.index,
+                self.first_index(),
+                "entries follow the snapshot"
+            );
+            debug_assert_eq!(
+                last.index.0 - first.index.0 + 1,
+                self.entries.len() as u64,
+                "entries are contiguous"
+            );
+            debug_assert!(
+                self.snapshot_last.term <= first.term && first.term <= last.term,
+                "terms never decrease along the log"
+            );
+        }
+        let last = self.last_index();
+        debug_assert!(self.committed <= last, "commit beyond the log");
+        debug_assert!(self.applied <= self.committed, "applied beyond commit");
+        debug_assert!(
+            self.applied <= self.persisted,
+            "applied an entry not durable"
+        );
+        debug_assert!(self.persisted <= last, "durable beyond the log");
+        debug_assert!(
+            self.persisted < self.unstable_from,
+            "durable but never written"
+        );
+        debug_assert!(self.unstable_from <= last.next(), "unstable beyond the log");
+        debug_assert!(
+            self.snapshot_last.index <= self.committed,
+            "snapshot not committed"
+        );
+    }
+
     pub(crate) fn commit_to(&mut self, index: LogIndex) -> bool {
         if index <= self.committed {
             return false;

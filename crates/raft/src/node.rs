@@ -198,6 +198,7 @@ impl Raft {
             Role::Leader => self.tick_leader(),
             _ => self.tick_election(),
         }
+        self.debug_check();
     }
 
     fn tick_election(&mut self) {
@@ -210,6 +211,12 @@ impl Raft {
 
     /// Feed a message from a peer.
     pub fn step(&mut self, msg: Message) -> Result<(), Error> {
+        let r = self.step_inner(msg);
+        self.debug_check();
+        r
+    }
+
+    fn step_inner(&mut self, msg: Message) -> Result<(), Error> {
         if msg.to != self.id {
             return Err(Error::WrongRecipient {
                 from: msg.from,
@@ -409,7 +416,9 @@ impl Raft {
                 limit_bytes: limit,
             });
         }
-        Ok(self.append_entry(EntryKind::Normal, data))
+        let id = self.append_entry(EntryKind::Normal, data);
+        self.debug_check();
+        Ok(id)
     }
 
     /// Leader: append an entry of the current term; it goes out at the next `ready`.
@@ -453,6 +462,7 @@ impl Raft {
         if self.role != Role::Leader && self.is_voter() {
             self.start_election(false);
         }
+        self.debug_check();
     }
 
     /// The application took a snapshot of its state at `index` (≤ applied): keep it (for
@@ -526,6 +536,15 @@ impl Raft {
         }
         let soft = self.soft_state();
         let hard = self.hard_state();
+        debug_assert!(hard.term >= self.prev_hard.term, "term went back");
+        debug_assert!(
+            hard.term != self.prev_hard.term
+                || !self.prev_hard.vote.is_some()
+                || hard.vote == self.prev_hard.vote,
+            "vote changed within term {:?}",
+            hard.term
+        );
+        debug_assert!(hard.commit >= self.prev_hard.commit, "commit went back");
         let snapshot = self.log.take_pending_snapshot();
         let entries = self.log.take_unstable();
         let must_sync = snapshot.is_some()
@@ -549,6 +568,7 @@ impl Raft {
         };
         self.prev_soft = soft;
         self.prev_hard = hard;
+        self.debug_check();
         rd
     }
 
@@ -579,6 +599,44 @@ impl Raft {
         self.log.persisted_to(id);
         if self.role == Role::Leader {
             self.maybe_commit();
+        }
+        self.debug_check();
+    }
+
+    /// Debug builds: the invariants every input must leave standing (Figure 2's state
+    /// rules, cheap checks only); the simulator runs them after every event.
+    fn debug_check(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        self.log.debug_check();
+        let last = self.log.last_id();
+        debug_assert!(last.term <= self.term, "an entry from a future term");
+        match self.role {
+            Role::Leader => {
+                debug_assert_eq!(self.leader, self.id, "a leader names itself");
+                debug_assert_eq!(self.vote, self.id, "a leader voted for itself");
+                debug_assert_eq!(last.term, self.term, "a leader's log ends in its term");
+                for (peer, pr) in &self.progress {
+                    debug_assert!(*peer != self.id, "no progress for the leader itself");
+                    debug_assert!(
+                        pr.matched < pr.next,
+                        "{peer:?}: match {pr:?} not below next"
+                    );
+                    debug_assert!(
+                        pr.next <= last.index.next(),
+                        "{peer:?}: next beyond the log"
+                    );
+                }
+            }
+            Role::Candidate => {
+                debug_assert_eq!(self.vote, self.id, "a candidate voted for itself");
+                debug_assert!(self.progress.is_empty(), "progress outside leadership");
+            }
+            Role::PreCandidate | Role::Follower => {
+                debug_assert!(self.progress.is_empty(), "progress outside leadership");
+                debug_assert!(self.leader != self.id, "a non-leader names itself leader");
+            }
         }
     }
 
@@ -768,5 +826,52 @@ impl Raft {
             last: self.log.last_id(),
             snapshot: self.log.snapshot_last(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single_leader() -> Raft {
+        let cfg = Config::new(NodeId(1));
+        let conf = Configuration::new([NodeId(1)]);
+        let mut node = Raft::new(cfg, InitialState::bootstrap(conf)).unwrap();
+        node.campaign();
+        while node.has_ready() {
+            let rd = node.ready();
+            node.advance(rd);
+        }
+        assert!(node.is_leader());
+        node
+    }
+
+    #[test]
+    fn a_consistent_node_passes_the_checks() {
+        let mut node = single_leader();
+        node.propose(Bytes::from_static(b"x")).unwrap();
+        let rd = node.ready();
+        node.advance(rd);
+        node.tick();
+        assert_eq!(node.commit_index(), node.last_index());
+    }
+
+    #[test]
+    #[cfg_attr(debug_assertions, should_panic(expected = "a leader voted for itself"))]
+    fn the_checks_catch_a_leader_that_lost_its_vote() {
+        let mut node = single_leader();
+        node.vote = NodeId(2);
+        node.tick(); // release builds: no check, no panic
+    }
+
+    #[test]
+    #[cfg_attr(debug_assertions, should_panic(expected = "vote changed within term"))]
+    fn the_checks_catch_a_second_vote_in_one_term() {
+        let mut node = single_leader();
+        node.role = Role::Follower;
+        node.leader = NodeId::NONE;
+        node.progress.clear();
+        node.vote = NodeId(2);
+        let _ = node.ready();
     }
 }

@@ -11,9 +11,9 @@
 //! (own keys; a dead clerk's last append at most once), the whole history to be
 //! linearizable, and the persisted logs to be trimmed.
 //!
-//! `cargo test -p sim --release --test kv_seeds` runs the CI seeds (`RAFTKV_KV_SEEDS` for
+//! `cargo test -p sim --profile checked --test kv_seeds` runs the CI seeds (`RAFTKV_KV_SEEDS` for
 //! more, `RAFTKV_KV_SEED_START`); a failing seed prints its replay command,
-//! `cargo run -p sim --release -- --kv --seed N`.
+//! `cargo run -p sim --profile checked -- --kv --seed N`.
 //!
 //! Owns: [`run_kv_random`], [`KvRunReport`], [`kv_params_for_seed`] and the schedule.
 //! Must never: draw randomness from anywhere but the seed (parameters are a pure function of
@@ -68,7 +68,7 @@ pub fn kv_params_for_seed(seed: u64) -> (SimConfig, KvRandomParams) {
 
 /// The one command that replays a KV seed.
 pub fn kv_repro_command(seed: u64) -> String {
-    format!("cargo run -p sim --release -- --kv --seed {seed}")
+    format!("cargo run -p sim --profile checked -- --kv --seed {seed}")
 }
 
 /// What one seeded KV run did.

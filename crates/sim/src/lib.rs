@@ -36,18 +36,18 @@
 //! node recovers its write-ahead log as a real one would. Same seed and same calls ⇒ the same
 //! event trace ([`Cluster::trace_hash`]).
 //!
-//! Seeded runs: `cargo test -p sim --release --test seeds` runs 500 seeds of one simulated
+//! Seeded runs: `cargo test -p sim --profile checked --test seeds` runs 500 seeds of one simulated
 //! minute each (`RAFTKV_SIM_SEEDS=20000` for more, `RAFTKV_SIM_SEED_START`,
 //! `RAFTKV_SIM_MINUTES`); a failing seed prints its replay command,
-//! `cargo run -p sim --release -- --seed N [--minutes M]`. The same test runs 1,000 seeds
+//! `cargo run -p sim --profile checked -- --seed N [--minutes M]`. The same test runs 1,000 seeds
 //! with random membership changes (`RAFTKV_SIM_MEMBERSHIP_SEEDS`,
 //! `RAFTKV_SIM_MEMBERSHIP_SEED_START`), replayed with `--membership --seed N`; the scripted
 //! membership scenarios are `scenarios_membership`.
 //!
 //! KV level: the scenario tests `scenarios_4a`/`scenarios_4b` (6.824 kvraft) and
-//! `cargo test -p sim --release --test kv_seeds` (seeded random KV runs; `RAFTKV_KV_SEEDS`,
+//! `cargo test -p sim --profile checked --test kv_seeds` (seeded random KV runs; `RAFTKV_KV_SEEDS`,
 //! `RAFTKV_KV_SEED_START`); a failing KV seed prints
-//! `cargo run -p sim --release -- --kv --seed N`.
+//! `cargo run -p sim --profile checked -- --kv --seed N`.
 //!
 //! Owns: simulated time, network, disks and faults. Must never: use the wall clock, threads,
 //! tokio, or any randomness not derived from the seed.

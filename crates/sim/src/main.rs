@@ -1,6 +1,6 @@
 //! `sim`: replay one seeded random-fault run.
 //!
-//! `cargo run -p sim --release -- --seed N [--minutes M]` prints the run's report and trace
+//! `cargo run -p sim --profile checked -- --seed N [--minutes M]` prints the run's report and trace
 //! hash (`--membership`: with random membership changes mixed in, as the
 //! `random_membership_seeds` test runs them); `--kv --seed N` replays a seeded KV run
 //! (clerks, faults, linearizability check) instead. A failing seed panics with what broke.

@@ -157,9 +157,9 @@ pub fn repro_command(seed: u64, minutes: u64) -> String {
 pub fn repro_command_with(seed: u64, minutes: u64, opts: RandomOptions) -> String {
     let mode = if opts.membership { " --membership" } else { "" };
     if minutes == 1 {
-        format!("cargo run -p sim --release --{mode} --seed {seed}")
+        format!("cargo run -p sim --profile checked --{mode} --seed {seed}")
     } else {
-        format!("cargo run -p sim --release --{mode} --seed {seed} --minutes {minutes}")
+        format!("cargo run -p sim --profile checked --{mode} --seed {seed} --minutes {minutes}")
     }
 }
 

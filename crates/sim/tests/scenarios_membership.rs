@@ -16,7 +16,7 @@
 //! leads, and terms that do not move where that is the claim.
 //!
 //! A failure prints the seed and the command that replays it
-//! (`RAFTKV_SCENARIO_SEED=<seed> cargo test --release -p sim --test scenarios_membership --
+//! (`RAFTKV_SCENARIO_SEED=<seed> cargo test --profile checked -p sim --test scenarios_membership --
 //! --exact <test>`).
 
 #[macro_use]

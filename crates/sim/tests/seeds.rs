@@ -4,7 +4,7 @@
 //!
 //! The same with random membership changes mixed in (`RandomOptions::membership`):
 //! `RAFTKV_SIM_MEMBERSHIP_SEEDS` seeds (default 1000), from `RAFTKV_SIM_MEMBERSHIP_SEED_START`
-//! (default 0); a failing seed prints `cargo run -p sim --release -- --membership --seed N`.
+//! (default 0); a failing seed prints `cargo run -p sim --profile checked -- --membership --seed N`.
 //!
 //! Threads live only here, in the runner: each seed runs on one thread from start to end,
 //! so its trace depends on the seed alone.

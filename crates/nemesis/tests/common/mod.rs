@@ -2,19 +2,22 @@
 
 use std::path::PathBuf;
 
-/// `RAFTKV_BIN`, else `target/release/raftkv` (test.sh builds the workspace first).
+/// `RAFTKV_BIN`, else the `raftkv` built beside this test binary: `target/<profile>/raftkv`
+/// (the test runs from `target/<profile>/deps/`; test.sh builds the workspace first).
 pub fn raftkv_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("RAFTKV_BIN") {
         return PathBuf::from(path);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let path = target.join("release/raftkv");
+    let exe = std::env::current_exe().expect("the test binary's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary lives in target/<profile>/deps");
+    let path = profile_dir.join("raftkv");
     assert!(
         path.is_file(),
-        "{} is missing: build it first with `cargo build --release -p cli` (./test.sh does), \
-         or point RAFTKV_BIN at a raftkv binary",
+        "{} is missing: build it first with `cargo build --profile checked -p cli` \
+         (./test.sh does), or point RAFTKV_BIN at a raftkv binary",
         path.display()
     );
     path

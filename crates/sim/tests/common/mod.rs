@@ -52,7 +52,7 @@
 //! [`run_seeds`] runs a scenario for seeds `1..=SEEDS` (20; each seed fixes the simulator's
 //! RNG and the script's own [`ScriptRng`]). A failure names the seed, the virtual time and
 //! every node's state, and prints the replay command:
-//! `RAFTKV_SCENARIO_SEED=<seed> cargo test --release -p sim --test <file> -- --exact <test>`.
+//! `RAFTKV_SCENARIO_SEED=<seed> cargo test --profile checked -p sim --test <file> -- --exact <test>`.
 //! `RAFTKV_SCENARIO_SEEDS=N` runs seeds `1..=N` instead (stress), and
 //! `RAFTKV_SCENARIO_VERBOSE=1` (with `-- --nocapture`) prints each scenario's measurements
 //! (RPC counts, bytes, step-down and transfer times, snapshot sizes).
@@ -130,7 +130,7 @@ impl Scenario {
     /// The one command that replays `seed`.
     pub fn repro(&self, seed: u64) -> String {
         format!(
-            "{SEED_ENV}={seed} cargo test --release -p sim --test {} -- --exact {}",
+            "{SEED_ENV}={seed} cargo test --profile checked -p sim --test {} -- --exact {}",
             self.file.split("::").next().unwrap_or(self.file),
             self.name
         )
