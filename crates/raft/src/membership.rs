@@ -152,12 +152,15 @@ impl Raft {
         }
     }
 
-    /// Leader: one progress entry per member but itself.
+    /// Leader: one progress entry per member but itself, and per member the pending change
+    /// removes (a *departing* member: it keeps receiving the log, uncounted, until the change
+    /// commits — see [`Raft::release_departed`]).
     fn sync_progress(&mut self) {
         let me = self.id;
         let conf = &self.conf;
+        let pending = self.pending_conf_index > self.log.committed;
         self.progress
-            .retain(|id, _| conf.is_member(*id) && *id != me);
+            .retain(|id, _| *id != me && (conf.is_member(*id) || pending));
         let next = self.log.last_index().next();
         let inflight = self.cfg.inflight_msgs_max;
         for id in self.conf.members().filter(|&m| m != me).collect::<Vec<_>>() {
@@ -167,6 +170,27 @@ impl Raft {
         }
         if self.transferee.is_some() && !self.conf.contains(self.transferee) {
             self.transferee = NodeId::NONE;
+        }
+    }
+
+    /// Leader, once the pending configuration committed: send each departing member one last
+    /// append from its match point, carrying the commit index, and drop its progress. The
+    /// member learns from it that its removal committed and stops; otherwise (the message
+    /// lost, the member far behind) it never would from its log, as nobody replicates to it
+    /// any more (the server then finds out by asking the others).
+    pub(crate) fn release_departed(&mut self) {
+        if self.pending_conf_index > self.log.committed {
+            return;
+        }
+        let departed: Vec<NodeId> = self
+            .progress
+            .keys()
+            .copied()
+            .filter(|id| !self.conf.is_member(*id))
+            .collect();
+        for id in departed {
+            self.send_final_append(id);
+            self.progress.remove(&id);
         }
     }
 

@@ -74,7 +74,8 @@ pub struct Raft {
     pub(crate) pending_conf_index: LogIndex,
     /// The configuration when neither the log nor a snapshot has one.
     pub(crate) bootstrap_conf: Configuration,
-    /// Leader only: one entry per other member (voters and learners).
+    /// Leader only: one entry per other member (voters and learners), and per member the
+    /// pending configuration change removes, until it commits.
     pub(crate) progress: BTreeMap<NodeId, Progress>,
     /// Candidate/pre-candidate: votes received this round.
     pub(crate) votes: BTreeMap<NodeId, bool>,

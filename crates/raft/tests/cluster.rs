@@ -627,6 +627,40 @@ fn a_voter_that_missed_the_entry_adding_a_server_still_votes_for_it() {
 }
 
 #[test]
+fn a_removed_follower_learns_that_its_removal_committed() {
+    // The leader adopts the new configuration when it appends it, but keeps replicating to
+    // the member it removes until the change commits, then sends it one last append with
+    // the commit index: the removed member's own log says it was removed (the server stops
+    // it), instead of it finding out by timing out and asking around.
+    let mut net = Net::new(3);
+    let l = net.elect();
+    net.write(2);
+    let gone = (1..=3).map(NodeId).find(|&i| i != l).unwrap();
+    let id = net
+        .raft(l)
+        .propose_conf_change(ConfChange::Remove(gone))
+        .unwrap();
+    net.deliver();
+    assert!(net.raft(l).commit_index() >= id.index);
+    assert!(
+        net.raft(gone).commit_index() >= id.index,
+        "the removed member knows its removal committed"
+    );
+    assert!(!net.raft(gone).configuration().is_member(gone));
+    net.deliver();
+    assert!(net.nodes[&gone].applied.iter().all(|(i, _)| *i <= id.index));
+    // After that the leader sends it nothing, and it disrupts nobody.
+    let term = net.raft(l).term();
+    let sent_before = net.queue.iter().filter(|m| m.to == gone).count();
+    net.write(3);
+    assert_eq!(sent_before, 0);
+    assert!(net.queue.iter().all(|m| m.to != gone));
+    net.tick_all(100);
+    assert_eq!(net.raft(l).term(), term);
+    assert!(net.raft(l).is_leader());
+}
+
+#[test]
 fn a_removed_node_without_pre_vote_or_check_quorum_cannot_depose_the_leader() {
     // §4.2.3: a removed server that never learned of its removal times out and sends
     // RequestVotes in ever higher terms. With neither PreVote nor CheckQuorum, members would
