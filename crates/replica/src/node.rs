@@ -268,11 +268,17 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
             let written = rd.last_written();
             let held = std::mem::take(&mut rd.persisted_messages);
             match (sync, self.unsynced.back_mut()) {
-                (SyncState::Pending(ticket), _) => self.unsynced.push_back(Unsynced {
-                    ticket,
-                    messages: held,
-                    written,
-                }),
+                (SyncState::Pending(ticket), last) => {
+                    debug_assert!(
+                        last.is_none_or(|l| l.ticket < ticket),
+                        "sync tickets of waiting batches increase"
+                    );
+                    self.unsynced.push_back(Unsynced {
+                        ticket,
+                        messages: held,
+                        written,
+                    })
+                }
                 // Nothing new to sync, but earlier writes still are: these messages may
                 // promise them, so they wait for the same ticket.
                 (SyncState::Durable, Some(last)) if !rd.must_sync => {
