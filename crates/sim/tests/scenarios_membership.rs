@@ -390,8 +390,10 @@ fn add_voter_crash_script(h: &mut Harness, point: CrashPoint) {
 
 /// §4.1: removing a follower of five: the other four use the new configuration, keep
 /// committing (and tolerate one more crash: 3 of 4), while the removed node keeps running,
-/// connected — it stops hearing heartbeats and times out, but its PreVotes move no one: the
-/// leader and every member's term stay as they were. Then its process stops for good.
+/// connected. The leader replicates to it until the removal commits and then sends it one
+/// last append with that commit, so (the network being reliable) its own log says it was
+/// removed, and it hears nothing after; it moves no one: the leader and every member's term
+/// stay as they were. Then its process stops for good.
 #[test]
 fn remove_a_follower_while_it_keeps_running() {
     let sc = scenario!("remove_a_follower_while_it_keeps_running");
@@ -401,12 +403,22 @@ fn remove_a_follower_while_it_keeps_running() {
         let before = applied_on_leader(&mut h);
         let l = h.check_one_leader();
         let gone = h.peer(l, 1);
-        commit_change(&mut h, ConfChange::Remove(gone), CHANGE_MS);
+        let at = commit_change(&mut h, ConfChange::Remove(gone), CHANGE_MS);
         let rest: Vec<NodeId> = h.ids().into_iter().filter(|&i| i != gone).collect();
         let raw: Vec<u64> = rest.iter().map(|i| i.0).collect();
         wait_confs(&mut h, &rest, &voters(&raw), CONVERGE_MS);
         let term = h.term(l).unwrap();
         let w = watch(&mut h, WATCH_MS, &rest, gone);
+        let (gone_commit, gone_member) = {
+            let r = h.c.raft(gone).expect("the removed node runs");
+            (r.commit_index(), r.configuration().is_member(gone))
+        };
+        h.check(gone_commit >= at && !gone_member, || {
+            format!(
+                "the removed node never learned its removal: commit {gone_commit:?} (the \
+                 change is at {at:?}), member of its own configuration: {gone_member}"
+            )
+        });
         h.check(
             w.max_term == term && w.leaders == BTreeSet::from([(term, l)]),
             || {
