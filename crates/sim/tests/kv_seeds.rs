@@ -8,27 +8,13 @@
 //! so its trace depends on the seed alone.
 
 use sim::{kv_repro_command, run_kv_random, KvRunReport};
-use std::cell::RefCell;
-use std::panic;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+mod seedrun;
+use seedrun::env_u64;
 
 /// Seeds CI runs.
 const KV_SEEDS_DEFAULT: u64 = 200;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
-    }
-}
-
-thread_local! {
-    /// The last panic message (with its location) on this thread.
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
 
 #[derive(Default)]
 struct Totals {
@@ -63,35 +49,10 @@ impl Totals {
 fn random_kv_seeds() {
     let seeds = env_u64("RAFTKV_KV_SEEDS", KV_SEEDS_DEFAULT);
     let start = env_u64("RAFTKV_KV_SEED_START", 0);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
-
-    let next = AtomicU64::new(start);
     let totals = Mutex::new(Totals::default());
-    let failures: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
-    let default_hook = panic::take_hook();
-    panic::set_hook(Box::new(|info| {
-        LAST_PANIC.with(|p| *p.borrow_mut() = Some(info.to_string()));
-    }));
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(seeds.max(1)) {
-            s.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= start + seeds {
-                    break;
-                }
-                match panic::catch_unwind(|| run_kv_random(seed)) {
-                    Ok(report) => totals.lock().unwrap().add(&report),
-                    Err(_) => {
-                        let why = LAST_PANIC
-                            .with(|p| p.borrow_mut().take())
-                            .unwrap_or_default();
-                        failures.lock().unwrap().push((seed, why));
-                    }
-                }
-            });
-        }
+    let failures = seedrun::run_all(start, seeds, run_kv_random, |report| {
+        totals.lock().unwrap().add(&report)
     });
-    panic::set_hook(default_hook);
 
     let t = totals.into_inner().unwrap();
     println!(
@@ -108,8 +69,6 @@ fn random_kv_seeds() {
         t.power_cuts,
         t.partitions
     );
-    let mut failures = failures.into_inner().unwrap();
-    failures.sort();
     for (seed, why) in &failures {
         eprintln!(
             "\nKV seed {seed} FAILED: {why}\n  reproduce: {}",

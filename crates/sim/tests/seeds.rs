@@ -10,24 +10,10 @@
 //! so its trace depends on the seed alone.
 
 use sim::{repro_command_with, run_random, run_random_with, RandomOptions, RunReport};
-use std::cell::RefCell;
-use std::panic;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
-    }
-}
-
-thread_local! {
-    /// The last panic message (with its location) on this thread.
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
+mod seedrun;
+use seedrun::env_u64;
 
 #[derive(Default)]
 struct Totals {
@@ -81,35 +67,13 @@ fn random_membership_seeds() {
 
 fn run_seeds(seeds: u64, start: u64, opts: RandomOptions) {
     let minutes = env_u64("RAFTKV_SIM_MINUTES", 1);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
-
-    let next = AtomicU64::new(start);
     let totals = Mutex::new(Totals::default());
-    let failures: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
-    let default_hook = panic::take_hook();
-    panic::set_hook(Box::new(|info| {
-        LAST_PANIC.with(|p| *p.borrow_mut() = Some(info.to_string()));
-    }));
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(seeds.max(1)) {
-            s.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= start + seeds {
-                    break;
-                }
-                match panic::catch_unwind(|| run_random_with(seed, minutes, opts)) {
-                    Ok(report) => totals.lock().unwrap().add(&report),
-                    Err(_) => {
-                        let why = LAST_PANIC
-                            .with(|p| p.borrow_mut().take())
-                            .unwrap_or_default();
-                        failures.lock().unwrap().push((seed, why));
-                    }
-                }
-            });
-        }
-    });
-    panic::set_hook(default_hook);
+    let failures = seedrun::run_all(
+        start,
+        seeds,
+        |seed| run_random_with(seed, minutes, opts),
+        |report| totals.lock().unwrap().add(&report),
+    );
 
     let t = totals.into_inner().unwrap();
     println!(
@@ -143,8 +107,6 @@ fn run_seeds(seeds: u64, start: u64, opts: RandomOptions) {
         t.deferred_sync_seeds,
         t.seeds
     );
-    let mut failures = failures.into_inner().unwrap();
-    failures.sort();
     for (seed, why) in &failures {
         eprintln!(
             "\nseed {seed} FAILED: {why}\n  reproduce: {}",
