@@ -348,6 +348,19 @@ pub fn default_raftkv_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/release/raftkv"))
 }
 
+/// The `raftkv` binary a benchmark starts: `given` (its `--raftkv`), else the one beside this
+/// binary; an error that says how to build it when it is missing.
+pub fn raftkv_bin(given: Option<PathBuf>) -> Result<PathBuf, String> {
+    let bin = given.unwrap_or_else(default_raftkv_bin);
+    if !bin.exists() {
+        return Err(format!(
+            "{} not found: cargo build --release -p cli (or pass --raftkv)",
+            bin.display()
+        ));
+    }
+    Ok(bin)
+}
+
 /// `<cargo target dir>/<name>`, found from this binary's path.
 pub fn default_work_dir(name: &str) -> PathBuf {
     std::env::current_exe()

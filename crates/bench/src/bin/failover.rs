@@ -85,10 +85,7 @@ fn run(args: &Args) -> Result<(), String> {
         .unwrap_or_else(|| procs::default_work_dir("failover"));
     procs::remove_dir(&dir)?;
     let opts = ServeOptions {
-        bin: args
-            .raftkv
-            .clone()
-            .unwrap_or_else(procs::default_raftkv_bin),
+        bin: procs::raftkv_bin(args.raftkv.clone())?,
         dir: dir.clone(),
         members: args.members,
         base_port: args.base_port,
@@ -98,12 +95,6 @@ fn run(args: &Args) -> Result<(), String> {
         log_filter: args.log.clone(),
         token: "raftkv-failover-bench".into(),
     };
-    if !opts.bin.exists() {
-        return Err(format!(
-            "{} not found: cargo build --release -p cli (or pass --raftkv)",
-            opts.bin.display()
-        ));
-    }
     let plan = Plan {
         kills: args.kills,
         writers: args.writers,

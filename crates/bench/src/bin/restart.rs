@@ -95,10 +95,7 @@ fn run(args: &Args) -> Result<(), String> {
         procs::remove_dir(&dir)?;
     }
     let opts = ServeOptions {
-        bin: args
-            .raftkv
-            .clone()
-            .unwrap_or_else(procs::default_raftkv_bin),
+        bin: procs::raftkv_bin(args.raftkv.clone())?,
         dir: dir.clone(),
         members: args.members,
         base_port: args.base_port,
@@ -108,12 +105,6 @@ fn run(args: &Args) -> Result<(), String> {
         log_filter: args.log.clone(),
         token: "raftkv-restart-bench".into(),
     };
-    if !opts.bin.exists() {
-        return Err(format!(
-            "{} not found: cargo build --release -p cli (or pass --raftkv)",
-            opts.bin.display()
-        ));
-    }
     let generate = Generate {
         entries: args.entries,
         value_bytes: args.value_bytes,
