@@ -179,9 +179,7 @@ impl Raft {
     /// lost, the member far behind) it never would from its log, as nobody replicates to it
     /// any more (the server then finds out by asking the others).
     pub(crate) fn release_departed(&mut self) {
-        if self.pending_conf_index > self.log.committed {
-            return;
-        }
+        debug_assert!(self.pending_conf_index <= self.log.committed);
         let departed: Vec<NodeId> = self
             .progress
             .keys()

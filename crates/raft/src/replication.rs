@@ -326,11 +326,10 @@ impl Raft {
     /// One append to `to` from its match point (whatever fits in a message), outside its
     /// progress' window: for a member leaving the configuration, which gets nothing after it.
     pub(crate) fn send_final_append(&mut self, to: NodeId) {
-        let matched = self.progress[&to].matched;
-        let Some(term) = self.log.term_at(matched) else {
+        let prev = self.progress_match_id(to);
+        if prev.index != self.progress[&to].matched {
             return; // its match point was compacted: it would need a snapshot
-        };
-        let prev = EntryId::new(term, matched);
+        }
         let entries = self.log.slice(prev.index.next(), self.cfg.msg_bytes_max);
         self.send_append_msg(to, prev, entries);
     }

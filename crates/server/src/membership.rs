@@ -591,10 +591,10 @@ const ORPHAN_CHECK_AFTER: Duration = Duration::from_secs(2);
 /// Follow the node's status for the directory it answers (the leader it knows), and find
 /// out when this member was removed without learning it from its log: the leader sends a
 /// removed member one last append once the change that removes it commits, and nothing
-/// after, so a member that missed it (lost, or too far behind) never learns it there. A member that knows no leader for
-/// [`ORPHAN_CHECK_AFTER`] asks the others for their directory; when a member that leads
-/// answers and does not list this one, it was removed: `removed` is set and `stop`
-/// cancelled. Ends when `stop` is cancelled.
+/// after, so a member that missed it (lost, or too far behind) never learns it there. A
+/// member that knows no leader for [`ORPHAN_CHECK_AFTER`] asks the others for their
+/// directory; when a member that leads answers and does not list this one, it was removed:
+/// `removed` is set and `stop` cancelled. Ends when `stop` is cancelled.
 pub async fn watch(
     api: Api,
     stop: tokio_util::sync::CancellationToken,
