@@ -38,6 +38,9 @@ pub struct DiskOptions {
     /// preallocation). A record then overwrites blocks the file already has, so its
     /// `fdatasync` flushes data only: the file's size does not change, no journal commit
     /// (on ext4 about half the latency of a sync that grows the file, less under load).
+    /// The zeros are written on the caller's thread with the records that reach past them,
+    /// so one step is one stall of the event loop: 64 KiB, not more (a 1 MiB step took
+    /// 2.7–2.9 ms there, and every request waiting meanwhile paid it; see BENCHMARKS.md).
     pub preallocate_bytes: u64,
 }
 
@@ -46,7 +49,7 @@ impl Default for DiskOptions {
         DiskOptions {
             segment_bytes: 64 << 20,
             write_buffer_bytes: 1 << 20,
-            preallocate_bytes: 1 << 20,
+            preallocate_bytes: 64 << 10,
         }
     }
 }
