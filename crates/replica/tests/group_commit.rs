@@ -127,7 +127,10 @@ fn three_nodes_commit_a_stream_of_proposals_with_background_syncs() {
         }
         for (i, n) in nodes.iter_mut().enumerate() {
             let mut out = Vec::new();
+            // Followers alternate between syncing here and on the sync thread.
+            n.replica.set_sync_here(i > 0 && proposed % 20 < 10);
             let mut done = n.replica.handle_ready(&mut out).unwrap();
+            n.replica.set_sync_here(false);
             while let Ok(d) = n.synced.try_recv() {
                 assert_eq!(d.result, Ok(()));
                 done.extend(n.replica.on_synced(d.ticket, &mut out).unwrap());
@@ -147,4 +150,68 @@ fn three_nodes_commit_a_stream_of_proposals_with_background_syncs() {
         }
     }
     assert_eq!(nodes[0].replica.state_machine().0.len(), total as usize);
+    for n in &nodes[1..] {
+        assert!(
+            n.replica.synced_here() > 0,
+            "some follower batches synced here"
+        );
+    }
+}
+
+/// A batch synced on the caller's thread ([`Replica::set_sync_here`]) is durable when
+/// `handle_ready` returns: its messages went and its entry counts, so a lone leader applies
+/// it in the same call; a batch handed to the sync thread waits for the report. Only a batch
+/// with no earlier one still syncing is synced here (a sync here covers every write before
+/// it only if nothing is in flight on the thread).
+#[test]
+fn a_batch_synced_here_is_durable_when_handle_ready_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = node(dir.path(), 1, &[1]);
+    let mut out: Vec<Message> = Vec::new();
+    n.replica.set_sync_here(true);
+    n.replica.campaign();
+    n.replica.handle_ready(&mut out).unwrap();
+    assert!(
+        n.replica.raft().is_leader(),
+        "its vote synced here: it leads at once"
+    );
+    assert_eq!(n.replica.unsynced_batches(), 0);
+    let id = n.replica.propose("x".into(), 7).unwrap();
+    let done = n.replica.handle_ready(&mut out).unwrap();
+    assert_eq!(
+        done,
+        vec![Completion::Applied {
+            token: 7,
+            id,
+            result: "1".into()
+        }]
+    );
+    let here = n.replica.synced_here();
+    assert!(here >= 2, "the vote and the entry synced here");
+
+    // Off again: the next entry waits for the sync thread.
+    n.replica.set_sync_here(false);
+    n.replica.propose("y".into(), 8).unwrap();
+    assert!(n.replica.handle_ready(&mut out).unwrap().is_empty());
+    assert_eq!(n.replica.unsynced_batches(), 1);
+    // On, while that sync is in flight: the next batch still goes to the thread.
+    n.replica.set_sync_here(true);
+    n.replica.propose("z".into(), 9).unwrap();
+    n.replica.handle_ready(&mut out).unwrap();
+    assert_eq!(
+        n.replica.synced_here(),
+        here,
+        "nothing synced here past a pending sync"
+    );
+    let mut applied = Vec::new();
+    while applied.len() < 2 {
+        let d = n.synced.recv().unwrap();
+        for c in n.replica.on_synced(d.ticket, &mut out).unwrap() {
+            if let Completion::Applied { token, .. } = c {
+                applied.push(token);
+            }
+        }
+    }
+    assert_eq!(applied, vec![8, 9]);
+    assert_eq!(n.replica.state_machine().0.len(), 3);
 }
