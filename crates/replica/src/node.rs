@@ -146,10 +146,7 @@ pub struct Replica<S: LogStore, M: StateMachine> {
     snapshot_job: Option<SnapshotJob>,
     /// A background snapshot was handed out and its result is not back yet (one at a time).
     snapshot_running: bool,
-    /// Sync the batches handled next on the caller's thread, when no earlier one waits
-    /// ([`Replica::set_sync_here`]).
-    sync_here: bool,
-    /// Batches synced on the caller's thread so far.
+    /// Batches synced on the caller's thread so far ([`Replica::handle_ready_syncing_here`]).
     synced_here: u64,
 }
 
@@ -198,7 +195,6 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
             unsynced: VecDeque::new(),
             snapshot_job: None,
             snapshot_running: false,
-            sync_here: false,
             synced_here: 0,
         })
     }
@@ -260,6 +256,20 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
         &mut self,
         transport: &mut impl Transport,
     ) -> Result<Vec<Completion>, ReplicaError> {
+        self.handle_ready_syncing_here(transport, false)
+    }
+
+    /// [`Replica::handle_ready`], except that with `sync_here` a batch that must be durable
+    /// before its messages go, and finds no earlier batch still syncing, is synced on the
+    /// calling thread ([`LogStore::sync`]) instead of being handed to the store's sync thread
+    /// ([`LogStore::begin_sync`]): its messages go at once. For a node with nothing else to
+    /// do meanwhile, this saves the two thread wake-ups of a background sync; for a busy one
+    /// it costs the overlap of its next batch with the sync. The caller decides which it is.
+    pub fn handle_ready_syncing_here(
+        &mut self,
+        transport: &mut impl Transport,
+        sync_here: bool,
+    ) -> Result<Vec<Completion>, ReplicaError> {
         let mut done = Vec::new();
         while self.raft.has_ready() {
             let mut rd = self.raft.ready();
@@ -267,7 +277,7 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
                 transport.send(msg);
             }
             self.persist(&rd)?;
-            let sync = if rd.must_sync && self.sync_here && self.unsynced.is_empty() {
+            let sync = if rd.must_sync && sync_here && self.unsynced.is_empty() {
                 // Nothing earlier is still syncing, so this sync makes every write durable.
                 self.store.sync()?;
                 self.synced_here += 1;
@@ -344,17 +354,8 @@ impl<S: LogStore, M: StateMachine> Replica<S, M> {
         self.handle_ready(transport)
     }
 
-    /// While `on`, a batch that must be durable before its messages go, and finds no earlier
-    /// batch still syncing, is synced on the calling thread ([`LogStore::sync`]) instead of
-    /// being handed to the store's sync thread ([`LogStore::begin_sync`]): its messages go at
-    /// once. For a node with nothing else to do meanwhile, this saves the two thread wake-ups
-    /// of a background sync; for a busy one it costs the overlap of its next batch with the
-    /// sync. The caller decides which it is.
-    pub fn set_sync_here(&mut self, on: bool) {
-        self.sync_here = on;
-    }
-
-    /// How many batches were synced on the calling thread ([`Replica::set_sync_here`]).
+    /// How many batches were synced on the calling thread
+    /// ([`Replica::handle_ready_syncing_here`]).
     pub fn synced_here(&self) -> u64 {
         self.synced_here
     }

@@ -128,9 +128,8 @@ fn three_nodes_commit_a_stream_of_proposals_with_background_syncs() {
         for (i, n) in nodes.iter_mut().enumerate() {
             let mut out = Vec::new();
             // Followers alternate between syncing here and on the sync thread.
-            n.replica.set_sync_here(i > 0 && proposed % 20 < 10);
-            let mut done = n.replica.handle_ready(&mut out).unwrap();
-            n.replica.set_sync_here(false);
+            let here = i > 0 && proposed % 20 < 10;
+            let mut done = n.replica.handle_ready_syncing_here(&mut out, here).unwrap();
             while let Ok(d) = n.synced.try_recv() {
                 assert_eq!(d.result, Ok(()));
                 done.extend(n.replica.on_synced(d.ticket, &mut out).unwrap());
@@ -158,7 +157,7 @@ fn three_nodes_commit_a_stream_of_proposals_with_background_syncs() {
     }
 }
 
-/// A batch synced on the caller's thread ([`Replica::set_sync_here`]) is durable when
+/// A batch synced on the caller's thread ([`Replica::handle_ready_syncing_here`]) is durable when
 /// `handle_ready` returns: its messages went and its entry counts, so a lone leader applies
 /// it in the same call; a batch handed to the sync thread waits for the report. Only a batch
 /// with no earlier one still syncing is synced here (a sync here covers every write before
@@ -168,16 +167,15 @@ fn a_batch_synced_here_is_durable_when_handle_ready_returns() {
     let dir = tempfile::tempdir().unwrap();
     let mut n = node(dir.path(), 1, &[1]);
     let mut out: Vec<Message> = Vec::new();
-    n.replica.set_sync_here(true);
     n.replica.campaign();
-    n.replica.handle_ready(&mut out).unwrap();
+    n.replica.handle_ready_syncing_here(&mut out, true).unwrap();
     assert!(
         n.replica.raft().is_leader(),
         "its vote synced here: it leads at once"
     );
     assert_eq!(n.replica.unsynced_batches(), 0);
     let id = n.replica.propose("x".into(), 7).unwrap();
-    let done = n.replica.handle_ready(&mut out).unwrap();
+    let done = n.replica.handle_ready_syncing_here(&mut out, true).unwrap();
     assert_eq!(
         done,
         vec![Completion::Applied {
@@ -190,14 +188,12 @@ fn a_batch_synced_here_is_durable_when_handle_ready_returns() {
     assert!(here >= 2, "the vote and the entry synced here");
 
     // Off again: the next entry waits for the sync thread.
-    n.replica.set_sync_here(false);
     n.replica.propose("y".into(), 8).unwrap();
     assert!(n.replica.handle_ready(&mut out).unwrap().is_empty());
     assert_eq!(n.replica.unsynced_batches(), 1);
     // On, while that sync is in flight: the next batch still goes to the thread.
-    n.replica.set_sync_here(true);
     n.replica.propose("z".into(), 9).unwrap();
-    n.replica.handle_ready(&mut out).unwrap();
+    n.replica.handle_ready_syncing_here(&mut out, true).unwrap();
     assert_eq!(
         n.replica.synced_here(),
         here,

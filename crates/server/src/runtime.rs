@@ -737,13 +737,11 @@ impl<M: StateMachine + 'static> Driver<M> {
             }
             let started = std::time::Instant::now();
             let synced_here = self.replica.synced_here();
-            self.replica
-                .set_sync_here(self.sync_place.here(&self.replica));
+            let here = self.sync_place.here(&self.replica);
             let done = self
                 .replica
-                .handle_ready(&mut self.tap.transport(&mut self.sender));
-            self.replica.set_sync_here(false);
-            self.complete(done?);
+                .handle_ready_syncing_here(&mut self.tap.transport(&mut self.sender), here)?;
+            self.complete(done);
             self.sync_place.observe(&self.replica, started, synced_here);
             if let Some(job) = self.replica.take_snapshot_job() {
                 self.start_snapshot(job)?;
