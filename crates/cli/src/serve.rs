@@ -113,6 +113,22 @@ pub struct ServeArgs {
     /// serves, a hand-off each way per request). [default: driver]
     #[arg(long, env = "RAFTKV_CLIENT_API_THREADS", value_name = "driver|pool")]
     pub client_api_threads: Option<String>,
+
+    /// How many of the latest events this member keeps for watchers: a watch may start at
+    /// any revision they cover (e.g. a client resuming after a reconnect); an older start
+    /// is answered as compacted. 0: watches start from now only. [default: 10000]
+    #[arg(long, env = "RAFTKV_WATCH_HISTORY_EVENTS", value_name = "EVENTS")]
+    pub watch_history_events: Option<usize>,
+
+    /// How often a watcher that asked for progress notifications gets one, in milliseconds
+    /// (etcd's --experimental-watch-progress-notify-interval). [default: 600000]
+    #[arg(
+        long,
+        alias = "experimental-watch-progress-notify-interval",
+        env = "RAFTKV_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        value_name = "MS"
+    )]
+    pub watch_progress_notify_interval: Option<u64>,
 }
 
 impl ServeArgs {
@@ -142,6 +158,10 @@ impl ServeArgs {
             listen_admin_urls: self.listen_admin_urls.or(f.listen_admin_urls),
             initial_cluster_state: self.initial_cluster_state.or(f.initial_cluster_state),
             client_api_threads: self.client_api_threads.or(f.client_api_threads),
+            watch_history_events: self.watch_history_events.or(f.watch_history_events),
+            watch_progress_notify_interval: self
+                .watch_progress_notify_interval
+                .or(f.watch_progress_notify_interval),
         })
     }
 
@@ -207,6 +227,12 @@ impl ServeArgs {
             listen_admin,
             initial_cluster_state,
             client_api_threads,
+            watch_history_events: a
+                .watch_history_events
+                .unwrap_or(server::server::WATCH_HISTORY_EVENTS_DEFAULT),
+            watch_progress_interval: Duration::from_millis(
+                a.watch_progress_notify_interval.unwrap_or(600_000).max(1),
+            ),
         })
     }
 }

@@ -1,11 +1,13 @@
 //! The Rust `etcd-client` crate (crates.io), unmodified, against a `raftkv dev` cluster: what
 //! a Rust program written for etcd does — put with prev_kv, get by prefix, delete, a
-//! compare-and-swap txn, member list and status — plus a write that survives a SIGKILLed
-//! leader.
+//! compare-and-swap txn, a watch (replayed from a past revision, then live, progress,
+//! cancel), member list and status — plus a write that survives a SIGKILLed leader.
 
 mod common;
 use common::DevCluster;
-use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_client_crate_works_unmodified() {
@@ -44,6 +46,65 @@ async fn etcd_client_crate_works_unmodified() {
 
     let d = client.delete("crate/b", None).await.unwrap();
     assert_eq!(d.deleted(), 1);
+
+    // Watch a prefix from a past revision (the member's window replays it), then live; a
+    // progress request; cancel.
+    let mut watch = client
+        .watch(
+            "crate/",
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(rev)
+                    .with_prev_key(),
+            ),
+        )
+        .await
+        .unwrap();
+    let created = watch.message().await.unwrap().unwrap();
+    assert!(created.created());
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let r = watch.message().await.unwrap().unwrap();
+        for e in r.events() {
+            let kv = e.kv().unwrap();
+            seen.push((
+                e.event_type(),
+                kv.key_str().unwrap().to_string(),
+                kv.mod_revision(),
+            ));
+        }
+    }
+    // put a=1, put a=2, put b=3, txn a=3, delete b.
+    let kinds: Vec<_> = seen.iter().map(|(t, k, _)| (*t, k.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventType::Put, "crate/a"),
+            (EventType::Put, "crate/a"),
+            (EventType::Put, "crate/b"),
+            (EventType::Put, "crate/a"),
+            (EventType::Delete, "crate/b"),
+        ]
+    );
+    assert_eq!(seen[0].2, rev);
+    assert!(
+        seen.windows(2).all(|w| w[0].2 < w[1].2),
+        "in revision order: {seen:?}"
+    );
+    client.put("crate/c", "live", None).await.unwrap();
+    let r = watch.message().await.unwrap().unwrap();
+    assert_eq!(r.events()[0].kv().unwrap().value(), b"live");
+    assert!(
+        r.events()[0].prev_kv().is_none(),
+        "a new key has no previous value"
+    );
+    watch.request_progress().await.unwrap();
+    let p = watch.message().await.unwrap().unwrap();
+    assert!(p.events().is_empty() && p.watch_id() == -1, "{p:?}");
+    watch.cancel(created.watch_id()).await.unwrap();
+    let c2 = watch.message().await.unwrap().unwrap();
+    assert!(c2.canceled());
 
     let members = client.member_list().await.unwrap();
     assert_eq!(members.members().len(), 3);

@@ -1,10 +1,14 @@
 //! etcd's own command-line client, `etcdctl` 3.4 (Debian's `etcd-client`), against a
 //! `raftkv dev` cluster: put/get/del, prefixes, JSON output, txn, member list, endpoint
-//! status and health, an oversized request refused while the cluster keeps serving, and a
+//! status and health, watch (from a revision, and one before the window answered as
+//! compacted), an oversized request refused while the cluster keeps serving, and a
 //! SIGKILLed leader replaced while etcdctl keeps working.
 
 mod common;
 use common::{etcdctl, DevCluster};
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn ok(endpoints: &str, args: &[&str]) -> String {
     let (success, out, err) = etcdctl(endpoints, args, None);
@@ -123,6 +127,8 @@ fn etcdctl_speaks_to_raftkv_dev() {
     );
     assert_eq!(ok(&eps, &["put", "after", "big"]), "OK\n");
 
+    watch_prints_events(&c);
+
     // SIGKILL the leader: etcdctl keeps writing through the others.
     let leader_line = status
         .lines()
@@ -160,5 +166,61 @@ fn etcdctl_speaks_to_raftkv_dev() {
     assert_eq!(
         ok(&rest, &["get", "greeting", "--print-value-only"]),
         "nope\n"
+    );
+}
+
+/// `etcdctl watch` on a follower from the current revision + 1 prints every later write in
+/// etcd's format; a start before the member's window ends with etcd's compaction message.
+fn watch_prints_events(c: &DevCluster) {
+    let eps = c.endpoints_arg();
+    let json = ok(&eps, &["get", "greeting", "-w", "json"]);
+    let rev: i64 = json
+        .split("\"revision\":")
+        .nth(1)
+        .and_then(|r| r.split(|ch: char| !ch.is_ascii_digit()).next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no revision in {json}"));
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", c.endpoints[2]))
+        .args(["watch", "w/", "--prefix", &format!("--rev={}", rev + 1)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl runs");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    ok(&eps, &["put", "w/a", "1"]);
+    ok(&eps, &["put", "outside", "x"]);
+    ok(&eps, &["put", "w/b", "2"]);
+    ok(&eps, &["del", "w/a"]);
+    let mut lines = Vec::new();
+    while lines.len() < 8 {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(l) => lines.push(l),
+            Err(_) => break,
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(
+        lines[..8],
+        ["PUT", "w/a", "1", "PUT", "w/b", "2", "DELETE", "w/a"],
+        "etcdctl watch printed {lines:?}"
+    );
+
+    let (success, out, err) = etcdctl(&eps, &["watch", "greeting", "--rev=1"], None);
+    assert!(!success, "a compacted watch ends etcdctl: {out}");
+    assert!(
+        err.contains("watch was canceled (etcdserver: mvcc: required revision has been compacted)"),
+        "{out}{err}"
     );
 }

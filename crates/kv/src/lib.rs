@@ -12,13 +12,15 @@
 //! - [`command`]: [`Command`] (the bytes of a log entry) and [`CommandResult`] (of a reply);
 //! - `codec` (private): the binary layout of everything;
 //! - [`machine`]: [`KvStateMachine`], `replica`'s [`replica::StateMachine`], and the snapshot;
+//! - [`watch`]: [`Event`]s of writes and the [`WatchHub`] of a node's watchers;
 //! - [`error`]: [`KvError`] and [`DecodeError`].
 //!
 //! Owns: the meaning of every key/value request and the bytes it travels and rests in.
 //! Must never: read a clock, use randomness, spawn threads, touch sockets or files, iterate a
 //! hash map, or panic on bytes from outside (entries, results, snapshots via `try_restore`);
-//! keep more than the current revision (a read at an older revision is refused as
-//! [`KvError::Compacted`]: there is no history, hence no watch or compaction API here).
+//! keep more than the current revision for reads (a read at an older revision is refused as
+//! [`KvError::Compacted`]: there is no MVCC history; watchers get a bounded window of recent
+//! events, and a start before it is a compaction to them).
 //!
 //! A command's life, as the server and the simulator drive it:
 //!
@@ -58,6 +60,7 @@ pub mod session;
 pub mod store;
 pub mod txn;
 pub mod types;
+pub mod watch;
 
 pub use command::{
     decode_result, encode_result, ClientSeq, Command, CommandResult, COMMAND_FORMAT, RESULT_FORMAT,
@@ -72,3 +75,7 @@ pub use session::{Admission, Session, Sessions};
 pub use store::{Store, INITIAL_REVISION};
 pub use txn::{TXN_DEPTH_MAX, TXN_OPS_MAX};
 pub use types::*;
+pub use watch::{
+    Event, EventKind, Registered, WatchHub, WatchNotice, WatchSink, WatchSpec, WatcherId,
+    WATCH_HISTORY_DEFAULT,
+};

@@ -29,12 +29,13 @@ use crate::meta::{MetaCommand, META_ENTRIES_MAX, META_KEY_BYTES_MAX, META_VALUE_
 use crate::session::{Admission, Session, Sessions};
 use crate::store::{kv_is_valid, Store, INITIAL_REVISION};
 use crate::types::{RangeRequest, RangeResponse, Response};
+use crate::watch::{Event, WatchHub};
 use crate::KvError;
 use bytes::Bytes;
 use raft::{Entry, EntryKind, LogIndex};
 use replica::StateMachine;
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// First bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"RKVS";
@@ -129,6 +130,37 @@ pub struct KvStateMachine {
     applied_index: LogIndex,
     /// Replicated metadata of the service above (see [`crate::meta`]).
     meta: BTreeMap<Bytes, Bytes>,
+    /// This node's watchers, when it serves any (not replicated state).
+    watch: LocalWatch,
+}
+
+/// The watch hub of one machine, outside its state: machines that differ only here are
+/// equal, and a clone has none.
+#[derive(Default)]
+struct LocalWatch {
+    hub: OnceLock<WatchHub>,
+    /// The buffer the store records the next write's events into, once these are published.
+    spare: Vec<Event>,
+}
+
+impl Clone for LocalWatch {
+    fn clone(&self) -> Self {
+        LocalWatch::default()
+    }
+}
+
+impl PartialEq for LocalWatch {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LocalWatch {}
+
+impl std::fmt::Debug for LocalWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.hub.fmt(f)
+    }
 }
 
 impl Default for KvStateMachine {
@@ -145,6 +177,33 @@ impl KvStateMachine {
             sessions: Sessions::new(config.sessions_max),
             applied_index: LogIndex(0),
             meta: BTreeMap::new(),
+            watch: LocalWatch::default(),
+        }
+    }
+
+    /// This machine's watch hub, created on the first call with a window of `window_max`
+    /// recent events: from then on every write's events are recorded and published to it.
+    /// Call it where entries are applied (between two applies), like every registration.
+    pub fn watch_hub(&self, window_max: usize) -> WatchHub {
+        self.watch
+            .hub
+            .get_or_init(|| {
+                let mut store = self.store.0.write().expect("kv store lock poisoned");
+                store.record_events(true);
+                WatchHub::new(store.revision(), window_max)
+            })
+            .clone()
+    }
+
+    /// After an entry applied: hand its events to the watchers.
+    fn publish_events(&mut self) {
+        let LocalWatch { hub, spare } = &mut self.watch;
+        if let Some(hub) = hub.get() {
+            let mut store = self.store.0.write().expect("kv store lock poisoned");
+            store.swap_events(spare);
+            let revision = store.revision();
+            drop(store);
+            hub.publish(revision, spare);
         }
     }
 
@@ -186,6 +245,12 @@ impl KvStateMachine {
 
     /// Apply the encoded command at `index` and return its encoded [`crate::CommandResult`].
     pub fn apply_bytes(&mut self, index: LogIndex, data: &[u8]) -> Bytes {
+        let reply = self.apply_bytes_quietly(index, data);
+        self.publish_events();
+        reply
+    }
+
+    fn apply_bytes_quietly(&mut self, index: LogIndex, data: &[u8]) -> Bytes {
         self.advance(index);
         if MetaCommand::is_meta(data) {
             return match MetaCommand::decode(data) {
@@ -219,12 +284,15 @@ impl KvStateMachine {
                 }
             }
         }
+        self.publish_events();
     }
 
     /// Apply `cmd` as the entry at `index` and return its encoded [`crate::CommandResult`].
     pub fn apply_command(&mut self, index: LogIndex, cmd: &Command) -> Bytes {
         self.advance(index);
-        self.execute(index, cmd)
+        let reply = self.execute(index, cmd);
+        self.publish_events();
+        reply
     }
 
     /// Empty on success; an encoded error result when the map is full.
@@ -322,10 +390,15 @@ impl KvStateMachine {
         };
         r.finish()?;
         sessions.enforce_bound();
-        *self.store.get_mut() = Store::from_parts(kvs, revision);
+        let mut store = Store::from_parts(kvs, revision);
+        store.record_events(self.watch.hub.get().is_some());
+        *self.store.get_mut() = store;
         self.sessions = sessions;
         self.applied_index = applied_index;
         self.meta = meta;
+        if let Some(hub) = self.watch.hub.get() {
+            hub.replaced(revision);
+        }
         Ok(())
     }
 }

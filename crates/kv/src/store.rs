@@ -16,6 +16,7 @@
 use crate::keys::KeyRange;
 use crate::txn;
 use crate::types::*;
+use crate::watch::{Event, EventKind};
 use crate::KvError;
 use bytes::{Bytes, BytesMut};
 use std::cmp::Ordering;
@@ -31,6 +32,36 @@ pub const INITIAL_REVISION: i64 = 1;
 pub struct Store {
     kvs: KeyMap,
     revision: i64,
+    journal: Journal,
+}
+
+/// The events of the writes since the last [`Store::swap_events`], kept only while
+/// recording (for watchers). Not part of the state: stores that differ only here are equal,
+/// and a clone (a snapshot's copy) does not record.
+#[derive(Default)]
+struct Journal {
+    on: bool,
+    events: Vec<Event>,
+}
+
+impl Clone for Journal {
+    fn clone(&self) -> Self {
+        Journal::default()
+    }
+}
+
+impl PartialEq for Journal {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Journal {}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Journal(on: {}, {} events)", self.on, self.events.len())
+    }
 }
 
 impl Default for Store {
@@ -45,7 +76,24 @@ impl Store {
         Store {
             kvs: KeyMap::new(),
             revision: INITIAL_REVISION,
+            journal: Journal::default(),
         }
+    }
+
+    /// Record from now on the [`Event`] of every change (or stop), for
+    /// [`Store::swap_events`].
+    pub fn record_events(&mut self, on: bool) {
+        self.journal.on = on;
+        if !on {
+            self.journal.events.clear();
+        }
+    }
+
+    /// The events recorded since the last call, in the order the changes were made, swapped
+    /// into `buf` (which must be empty: its capacity becomes the next recording's).
+    pub fn swap_events(&mut self, buf: &mut Vec<Event>) {
+        debug_assert!(buf.is_empty(), "events would be lost");
+        std::mem::swap(&mut self.journal.events, buf);
     }
 
     /// The current revision: the revision of the last write that changed something.
@@ -227,7 +275,11 @@ impl Store {
     /// Replace the whole state (snapshot restore). The caller has checked the invariants that
     /// [`Store::check_invariants`] asserts.
     pub(crate) fn from_parts(kvs: KeyMap, revision: i64) -> Store {
-        let store = Store { kvs, revision };
+        let store = Store {
+            kvs,
+            revision,
+            journal: Journal::default(),
+        };
         store.check_invariants();
         store
     }
@@ -357,30 +409,45 @@ impl<'a> Write<'a> {
     fn write(&mut self, key: &Bytes, value: Bytes, want_prev: bool) -> Written {
         self.changed = true;
         let rev = self.rev;
+        let recording = self.store.journal.on;
         if let Some(kv) = self.store.kvs.get_mut(key) {
             assert!(kv.mod_revision < rev, "a key is written once per revision");
-            let prev = want_prev.then(|| kv.clone());
+            let mut prev = (want_prev || recording).then(|| kv.clone());
             kv.value = value;
             kv.mod_revision = rev;
             kv.version += 1;
+            let (version, value_len) = (kv.version, kv.value.len());
+            if recording {
+                let event = Event {
+                    kind: EventKind::Put,
+                    kv: kv.clone(),
+                    prev_kv: if want_prev { prev.clone() } else { prev.take() },
+                };
+                self.store.journal.events.push(event);
+            }
             return Written {
                 prev,
-                version: kv.version,
-                value_len: kv.value.len(),
+                version,
+                value_len,
             };
         }
         let value_len = value.len();
-        self.store.kvs.insert(
-            key.clone(),
-            KeyValue {
-                key: key.clone(),
-                value,
-                create_revision: rev,
-                mod_revision: rev,
-                version: 1,
-                lease: 0,
-            },
-        );
+        let kv = KeyValue {
+            key: key.clone(),
+            value,
+            create_revision: rev,
+            mod_revision: rev,
+            version: 1,
+            lease: 0,
+        };
+        if recording {
+            self.store.journal.events.push(Event {
+                kind: EventKind::Put,
+                kv: kv.clone(),
+                prev_kv: None,
+            });
+        }
+        self.store.kvs.insert(key.clone(), kv);
         Written {
             prev: None,
             version: 1,
@@ -433,6 +500,10 @@ impl<'a> Write<'a> {
         let mut prev_kvs = Vec::new();
         for k in &keys {
             let kv = self.store.kvs.remove(k).expect("scanned key is present");
+            if self.store.journal.on {
+                let event = Event::deleted(kv.clone(), self.rev);
+                self.store.journal.events.push(event);
+            }
             if prev_kv {
                 prev_kvs.push(kv);
             }

@@ -6,6 +6,7 @@
 //! - [`server`]: [`Server`], one member as `raftkv serve` runs it (node + gRPC client port);
 //! - [`services`]: the gRPC services (etcd `KV`, `Cluster`, `Maintenance`; `raftkv.v1.RaftKv`;
 //!   the member-to-member `Peer.Forward`);
+//! - [`watch`]: etcd's `Watch` service, fed from the node's applied writes;
 //! - [`api`]: propose/forward/read under a deadline, the retry rules, etcd's error texts;
 //! - [`convert`]: etcd protobuf messages to and from the `kv` crate's types;
 //! - [`strict`]: unary requests with a field the API does not define are refused, named;
@@ -31,6 +32,7 @@ pub mod server;
 pub mod services;
 pub mod strict;
 pub mod transport;
+pub mod watch;
 pub mod wire;
 
 pub use runtime::{

@@ -11,10 +11,12 @@ use crate::members::{cluster_id, member_id, Attrs, Member, Members};
 use crate::membership::{Joined, MemberSync};
 use crate::runtime::{Node, NodeConfig, NodeError};
 use crate::services::Services;
+use crate::watch::WatchService;
 use kv::{KvConfig, KvStateMachine};
 use proto::etcdserverpb::cluster_server::ClusterServer;
 use proto::etcdserverpb::kv_server::KvServer;
 use proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use proto::etcdserverpb::watch_server::WatchServer;
 use proto::peer::peer_server::PeerServer;
 use proto::raftkv_v1::raft_kv_server::RaftKvServer;
 use raft::Configuration;
@@ -43,6 +45,9 @@ pub enum ClusterState {
     /// member was added first (MemberAdd with its peer URL).
     Existing,
 }
+
+/// Recent events a member keeps for watchers by default.
+pub const WATCH_HISTORY_EVENTS_DEFAULT: usize = kv::WATCH_HISTORY_DEFAULT;
 
 /// Everything `raftkv serve` needs.
 #[derive(Clone, Debug)]
@@ -76,6 +81,10 @@ pub struct ServerConfig {
     pub initial_cluster_state: ClusterState,
     /// Which threads serve the client API (gRPC).
     pub client_api_threads: ClientApiThreads,
+    /// How many recent events the member keeps for watchers to start in the past.
+    pub watch_history_events: usize,
+    /// How often a watcher that asked for progress notifications gets one.
+    pub watch_progress_interval: Duration,
 }
 
 /// Which threads serve the client API.
@@ -115,6 +124,8 @@ impl ServerConfig {
             listen_admin: None,
             initial_cluster_state: ClusterState::New,
             client_api_threads: ClientApiThreads::default(),
+            watch_history_events: WATCH_HISTORY_EVENTS_DEFAULT,
+            watch_progress_interval: Duration::from_secs(600),
         }
     }
 }
@@ -407,9 +418,28 @@ impl Server {
             cancel.clone(),
             removed.clone(),
         ));
+        // Watching starts once the log is replayed: a restart does not record the events
+        // of its replay (they are old news, and the replay stays as fast as it was).
+        let window = cfg.watch_history_events;
+        let watch_hub = match node.handle.local(move |sm, _| sm.watch_hub(window)).await {
+            Ok(hub) => hub,
+            Err(_) => {
+                node.stop().await?;
+                return Err(ServerError::Config(
+                    "the node stopped while starting".into(),
+                ));
+            }
+        };
+        let watch = WatchService::new(
+            api.clone(),
+            watch_hub,
+            cancel.clone(),
+            cfg.watch_progress_interval,
+        );
         let serve = serve_grpc(
             client_listener,
             Services::new(api.clone()),
+            watch,
             cfg.request_bytes_max + GRPC_OVERHEAD_BYTES,
             cancel.clone(),
         );
@@ -504,6 +534,7 @@ impl Server {
 async fn serve_grpc(
     listener: tokio::net::TcpListener,
     services: Services,
+    watch: WatchService,
     message_bytes_max: usize,
     cancel: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
@@ -522,6 +553,7 @@ async fn serve_grpc(
         .add_service(RaftKvServer::new(s.clone()).max_decoding_message_size(message_bytes_max))
         .add_service(ClusterServer::new(s.clone()))
         .add_service(MaintenanceServer::new(s.clone()))
+        .add_service(WatchServer::new(watch).max_decoding_message_size(message_bytes_max))
         .add_service(
             PeerServer::new(s)
                 .max_decoding_message_size(message_bytes_max)

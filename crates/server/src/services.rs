@@ -1,7 +1,8 @@
 //! The gRPC services one member serves on its client port: etcd's `KV`, `Cluster`
 //! (MemberList, MemberAdd, MemberRemove, MemberUpdate, MemberPromote; see
 //! [`crate::membership`]), `Maintenance` (Status, Alarm, MoveLeader), raftkv's `RaftKv` extension, and
-//! the member-to-member `Peer.Forward`. Every other etcd method answers UNIMPLEMENTED.
+//! the member-to-member `Peer.Forward` (`Watch` is [`crate::watch`]). Every other etcd method
+//! answers UNIMPLEMENTED.
 //!
 //! Owns: request validation at the edge, the mapping of each call onto [`Api`], and response
 //! headers. Must never: apply anything itself (writes go through the log via [`Api`]), or

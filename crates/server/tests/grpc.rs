@@ -4,7 +4,7 @@
 //! keeps serving, leader loss, and a restart of every member keeping every acknowledged write.
 
 mod common;
-use common::{leader, Ports};
+use common::{channel, leader, put, start_all, Ports};
 use proto::etcdserverpb as pb;
 use proto::etcdserverpb::cluster_client::ClusterClient;
 use proto::etcdserverpb::kv_client::KvClient;
@@ -32,30 +32,6 @@ fn config(dir: &Path, i: usize, p: &Ports) -> ServerConfig {
 
 async fn start(dir: &Path, p: &Ports, i: usize) -> Server {
     Server::start(config(dir, i, p)).await.unwrap()
-}
-
-async fn start_all(dir: &Path, p: &Ports) -> Vec<Option<Server>> {
-    let mut v = Vec::new();
-    for i in 0..p.peer.len() {
-        v.push(Some(start(dir, p, i).await));
-    }
-    v
-}
-
-async fn channel(addr: SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-fn put(k: &str, v: &str) -> pb::PutRequest {
-    pb::PutRequest {
-        key: k.into(),
-        value: v.into(),
-        ..Default::default()
-    }
 }
 
 fn get(k: &str) -> pb::RangeRequest {
@@ -90,7 +66,7 @@ async fn all_advertised(c: &mut ClusterClient<Channel>, n: usize) -> pb::MemberL
 async fn etcd_api_on_three_members() {
     let dir = tempfile::tempdir().unwrap();
     let p = Ports::new(3);
-    let mut servers = start_all(dir.path(), &p).await;
+    let mut servers = start_all(&p, |i| config(dir.path(), i, &p)).await;
     let l = leader(&servers).await;
     let f1 = (l + 1) % 3;
     let f2 = (l + 2) % 3;
@@ -334,7 +310,7 @@ async fn etcd_api_on_three_members() {
             s.stop().await.unwrap();
         }
     }
-    let servers = start_all(dir.path(), &p).await;
+    let servers = start_all(&p, |i| config(dir.path(), i, &p)).await;
     leader(&servers).await;
     let mut kv = KvClient::new(channel(p.client[l]).await);
     for (k, v) in [
@@ -388,7 +364,7 @@ async fn without_a_quorum_writes_and_reads_fail_by_the_deadline() {
 async fn a_lagging_member_catches_up_by_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let p = Ports::new(3);
-    let mut servers = start_all(dir.path(), &p).await;
+    let mut servers = start_all(&p, |i| config(dir.path(), i, &p)).await;
     let l = leader(&servers).await;
     let lag = (l + 1) % 3;
     servers[lag].take().unwrap().stop().await.unwrap();

@@ -51,6 +51,33 @@ impl Ports {
     }
 }
 
+/// A connected gRPC channel to a member's client address.
+pub async fn channel(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// etcd's put of `k` = `v`.
+pub fn put(k: &str, v: &str) -> proto::etcdserverpb::PutRequest {
+    proto::etcdserverpb::PutRequest {
+        key: k.into(),
+        value: v.into(),
+        ..Default::default()
+    }
+}
+
+/// Start every member of the cluster on `p`, member `i` configured by `config(i)`.
+pub async fn start_all(p: &Ports, config: impl Fn(usize) -> ServerConfig) -> Vec<Option<Server>> {
+    let mut v = Vec::new();
+    for i in 0..p.peer.len() {
+        v.push(Some(Server::start(config(i)).await.unwrap()));
+    }
+    v
+}
+
 /// Member `i` (named `n{i}`, data in `dir/n{i}`) of the cluster on `p`.
 pub fn config(dir: &Path, i: usize, p: &Ports) -> ServerConfig {
     let mut c = ServerConfig::single(
