@@ -21,7 +21,8 @@
 //!
 //! Owns: the stream's watch ids (etcd's: chosen by the client or counted from 0), request
 //! validation, the mapping to `WatchResponse`s, periodic progress notifications for
-//! watchers that asked, and unregistering every watcher when the stream ends.
+//! watchers that asked (as etcd: only to a watcher that got no events since the last
+//! tick), and unregistering every watcher when the stream ends.
 //! Must never: block the node's loop (sinks only push onto an unbounded queue they bound
 //! themselves), keep a watcher registered after its stream ended, or hold the server's
 //! shutdown (a stream ends when the node stops).
@@ -181,6 +182,9 @@ impl Watch for WatchService {
 /// A registered watcher of the stream.
 struct Watching {
     id: kv::WatcherId,
+    /// Events went out for it since the last progress tick (etcd then skips its
+    /// notification: the events told the client as much).
+    sent_events: bool,
     /// Which create of the stream registered it (a client may reuse a watch id).
     serial: u64,
     progress_notify: bool,
@@ -237,9 +241,10 @@ impl WatchStream {
                     let ids: Vec<i64> = self
                         .watchers
                         .iter()
-                        .filter(|(_, w)| w.progress_notify)
+                        .filter(|(_, w)| w.progress_notify && !w.sent_events)
                         .map(|(id, _)| *id)
                         .collect();
+                    self.watchers.values_mut().for_each(|w| w.sent_events = false);
                     if self.progress(ids).await.is_err() {
                         break;
                     }
@@ -264,6 +269,9 @@ impl WatchStream {
                 events,
             } => {
                 self.queued.fetch_sub(events.len(), Ordering::Relaxed);
+                if let Some(w) = self.watchers.get_mut(&watch_id) {
+                    w.sent_events = true;
+                }
                 pb::WatchResponse {
                     header: header.at(revision),
                     watch_id,
@@ -402,6 +410,7 @@ impl WatchStream {
                     watch_id,
                     Watching {
                         id,
+                        sent_events: false,
                         serial,
                         progress_notify: c.progress_notify,
                     },
