@@ -1,10 +1,12 @@
 //! raftkv's own client commands (over the `client` library) against a `raftkv dev` cluster:
-//! put/get/append/del in both output modes, members and status, and a SIGKILLed member that
-//! `status` reports while writes keep working.
+//! put/get/append/del in both output modes, members and status, a watch that outlives the
+//! member serving it, and a SIGKILLed member that `status` reports while writes keep working.
 
 mod common;
+use common::lines_of;
 use common::DevCluster;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn raftkv(eps: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_raftkv"))
@@ -64,6 +66,32 @@ fn client_commands_against_raftkv_dev() {
     let status = ok(&eps, &["status"]);
     assert_eq!(status.lines().count(), 4, "header + 3 rows: {status}");
 
+    // A watch served by member 0, which is about to be killed.
+    let json = ok(&eps, &["get", "greeting", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rev = v["header"]["revision"].as_i64().unwrap();
+    let first_0 = format!("{},{},{}", c.endpoints[0], c.endpoints[1], c.endpoints[2]);
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["watch", "w/", "--prefix", "--count", "4"])
+        .arg(format!("--rev={}", rev + 1))
+        .arg(format!("--endpoints={first_0}"))
+        .env_remove("RAFTKV_ENDPOINTS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(watch.stdout.take().unwrap());
+    ok(&eps, &["put", "w/1", "a"]);
+    ok(&eps, &["put", "w/2", "b"]);
+    let mut printed = Vec::new();
+    while printed.len() < 6 {
+        printed.push(
+            lines
+                .recv_timeout(Duration::from_secs(10))
+                .expect("watch prints"),
+        );
+    }
+
     // A dead member: status names it and fails; writes go on through the others.
     c.kill(0);
     let (success, out, err) = raftkv(&eps, &["status"]);
@@ -77,6 +105,21 @@ fn client_commands_against_raftkv_dev() {
     );
     assert_eq!(ok(&eps, &["put", "after-kill", "yes"]).trim(), "OK");
     assert_eq!(ok(&eps, &["get", "after-kill"]), "after-kill\nyes\n");
+
+    // The watch moved to another member and went on from where it was: every change once,
+    // in order, then it stopped at --count.
+    ok(&eps, &["put", "w/3", "c"]);
+    ok(&eps, &["del", "w/1"]);
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) {
+        printed.push(line);
+    }
+    let status = watch.wait().unwrap();
+    assert!(status.success(), "watch exits 0 after --count changes");
+    assert_eq!(
+        printed,
+        ["PUT", "w/1", "a", "PUT", "w/2", "b", "PUT", "w/3", "c", "DELETE", "w/1", ""],
+        "watch printed {printed:?}"
+    );
 
     // Bad input: a clear error, nonzero exit.
     let (success, _, err) = raftkv(&eps, &["put", "", "v"]);

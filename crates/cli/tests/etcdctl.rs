@@ -5,8 +5,7 @@
 //! SIGKILLed leader replaced while etcdctl keeps working.
 
 mod common;
-use common::{etcdctl, DevCluster};
-use std::io::BufRead;
+use common::{etcdctl, lines_of, DevCluster};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -189,15 +188,7 @@ fn watch_prints_events(c: &DevCluster) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("etcdctl runs");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(child.stdout.take().unwrap());
     ok(&eps, &["put", "w/a", "1"]);
     ok(&eps, &["put", "outside", "x"]);
     ok(&eps, &["put", "w/b", "2"]);

@@ -73,6 +73,10 @@ impl Client {
         &self.inner.cfg
     }
 
+    pub(crate) fn endpoints_ref(&self) -> &Endpoints {
+        &self.inner.endpoints
+    }
+
     /// Every endpoint known (configured ones first, then learned ones), as `http://host:port`.
     pub fn endpoints(&self) -> Vec<String> {
         self.inner.endpoints.urls()

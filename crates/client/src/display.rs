@@ -14,9 +14,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use proto::etcdserverpb::{
     DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
-    StatusResponse,
+    StatusResponse, WatchResponse,
 };
-use proto::mvccpb::KeyValue;
+use proto::mvccpb::{Event, KeyValue};
 use proto::raftkv_v1::AppendResponse;
 use serde_json::{json, Map, Value};
 
@@ -179,6 +179,55 @@ pub fn kv_json(kv: &KeyValue) -> Value {
         .bytes("value", &kv.value)
         .int("lease", kv.lease);
     obj.into()
+}
+
+/// A watch response's events as etcdctl prints them: the event type (PUT or DELETE) on a
+/// line, then the previous key and value when the watch asked for them, then the key and
+/// its value (empty after a delete).
+pub fn watch_simple(resp: &WatchResponse) -> String {
+    let mut out = String::new();
+    for e in &resp.events {
+        out.push_str(event_type(e));
+        out.push('\n');
+        if let Some(prev) = &e.prev_kv {
+            push_kv(&mut out, prev, false);
+        }
+        if let Some(kv) = &e.kv {
+            push_kv(&mut out, kv, false);
+        }
+    }
+    out
+}
+
+/// A watch response as JSON: header, watch id and events (type, kv, prev_kv).
+pub fn watch_json(resp: &WatchResponse) -> Value {
+    let mut obj = Obj::with_header(resp.header.as_ref());
+    obj.int("watch_id", resp.watch_id);
+    let events = resp
+        .events
+        .iter()
+        .map(|e| {
+            let mut ev = Obj::default();
+            ev.value("type", Value::String(event_type(e).to_string()));
+            if let Some(kv) = &e.kv {
+                ev.value("kv", kv_json(kv));
+            }
+            if let Some(prev) = &e.prev_kv {
+                ev.value("prev_kv", kv_json(prev));
+            }
+            ev.into()
+        })
+        .collect();
+    obj.list("events", events);
+    obj.into()
+}
+
+fn event_type(e: &Event) -> &'static str {
+    match proto::mvccpb::event::EventType::try_from(e.r#type) {
+        Ok(proto::mvccpb::event::EventType::Put) => "PUT",
+        Ok(proto::mvccpb::event::EventType::Delete) => "DELETE",
+        Err(_) => "UNKNOWN",
+    }
 }
 
 /// A `PutResponse` as JSON.

@@ -57,6 +57,15 @@ pub enum ClientError {
     /// `Unimplemented`), unchanged.
     #[error("server error {:?}: {}", .0.code(), .0.message())]
     Status(Status),
+    /// A watch cannot go on from where it is: the member no longer has the events from
+    /// there (raftkv keeps a window of recent events, not the whole history). Watch again
+    /// from `compact_revision` (after reading the current state, as the events between are
+    /// gone).
+    #[error("watch compacted: {reason} (events from revision {compact_revision} on are still available)")]
+    Compacted {
+        compact_revision: i64,
+        reason: String,
+    },
 }
 
 /// What one failed attempt means for the call.

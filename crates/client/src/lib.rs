@@ -10,6 +10,7 @@
 //! - `retry` (private): the attempt loop — deadline, failover, backoff;
 //! - `session` (private): the pool of exactly-once sessions;
 //! - [`keys`]: [`KeyRange`] and [`prefix_range_end`], etcd's `(key, range_end)` spellings;
+//! - [`watch`]: [`Watcher`], a watch that resumes on another member from where it was;
 //! - [`display`]: etcdctl-style text and JSON renderings of responses.
 //!
 //! How a call runs: it goes to the member believed to be the leader (learned from the
@@ -68,20 +69,23 @@ pub mod error;
 pub mod keys;
 mod retry;
 mod session;
+pub mod watch;
 
 pub use client::Client;
 pub use config::{normalize_endpoint, ClientConfig};
 pub use endpoints::ENDPOINTS_MAX;
 pub use error::{ClientError, LEADER_ENDPOINT_METADATA};
 pub use keys::{prefix_range_end, KeyRange};
+pub use watch::{WatchOptions, Watcher};
 
 /// The wire types, for requests and responses (etcd's `etcdserverpb`/`mvccpb`, raftkv's
 /// `raftkv.v1`).
 pub use proto;
+pub use proto::etcdserverpb::WatchResponse;
 pub use proto::etcdserverpb::{
     compare, request_op, response_op, Compare, DeleteRangeRequest, DeleteRangeResponse, Member,
     MemberListResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
     ResponseHeader, ResponseOp, StatusResponse, TxnRequest, TxnResponse,
 };
-pub use proto::mvccpb::KeyValue;
+pub use proto::mvccpb::{Event, KeyValue};
 pub use proto::raftkv_v1::{AppendRequest, AppendResponse, Session};

@@ -157,6 +157,20 @@ impl DevCluster {
 const LOG_TAIL_LINES: usize = 60;
 
 /// Run `etcdctl` (API v3) with `args` and optional stdin; returns (success, stdout, stderr).
+/// The lines `out` (a child's pipe) prints, as they come; the channel closes with the pipe.
+pub fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 pub fn etcdctl(endpoints: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, String, String) {
     use std::io::Write;
     let mut child = Command::new("etcdctl")
