@@ -16,6 +16,7 @@
 use crate::keys::KeyRange;
 use crate::types::KeyValue;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Default size of the window of recent events, in events.
@@ -156,6 +157,14 @@ struct Hub {
 #[derive(Clone)]
 pub struct WatchHub {
     inner: Arc<Mutex<Hub>>,
+    /// Copies of the hub's counts that read without its lock (for metrics).
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    watchers: AtomicUsize,
+    window_from: AtomicI64,
 }
 
 impl std::fmt::Debug for WatchHub {
@@ -172,7 +181,10 @@ impl std::fmt::Debug for WatchHub {
 impl WatchHub {
     /// A hub for a store at `revision`, keeping up to `window_max` recent events.
     pub fn new(revision: i64, window_max: usize) -> Self {
+        let counts = Counts::default();
+        counts.window_from.store(revision + 1, Ordering::Relaxed);
         WatchHub {
+            counts: Arc::new(counts),
             inner: Arc::new(Mutex::new(Hub {
                 watchers: Vec::new(),
                 next_id: 1,
@@ -186,6 +198,27 @@ impl WatchHub {
 
     fn lock(&self) -> MutexGuard<'_, Hub> {
         self.inner.lock().expect("watch hub lock poisoned")
+    }
+
+    /// Publish the counts of `hub` for [`WatchHub::watching`] and
+    /// [`WatchHub::oldest_start`].
+    fn count(&self, hub: &Hub) {
+        self.counts
+            .watchers
+            .store(hub.watchers.len(), Ordering::Relaxed);
+        self.counts
+            .window_from
+            .store(hub.window_from, Ordering::Relaxed);
+    }
+
+    /// Watchers registered now, without taking the hub's lock (may lag by one change).
+    pub fn watching(&self) -> usize {
+        self.counts.watchers.load(Ordering::Relaxed)
+    }
+
+    /// [`WatchHub::window_from`] without taking the hub's lock (may lag by one write).
+    pub fn oldest_start(&self) -> i64 {
+        self.counts.window_from.load(Ordering::Relaxed)
     }
 
     /// The revision of the last write published here.
@@ -247,6 +280,7 @@ impl WatchHub {
             next: start.max(revision + 1),
             sink,
         });
+        self.count(&hub);
         Registered::Watching { id, revision }
     }
 
@@ -255,6 +289,7 @@ impl WatchHub {
         let mut hub = self.lock();
         let before = hub.watchers.len();
         hub.watchers.retain(|w| w.id != id);
+        self.count(&hub);
         hub.watchers.len() != before
     }
 
@@ -295,6 +330,7 @@ impl WatchHub {
         if hub.window_max == 0 {
             hub.window_from = revision + 1;
             events.clear();
+            self.count(&hub);
             return;
         }
         hub.window.extend(events.drain(..));
@@ -306,6 +342,7 @@ impl WatchHub {
             }
             hub.window_from = rev + 1;
         }
+        self.count(&hub);
     }
 
     /// The store was replaced (a snapshot restored) at `revision`. If that moved the
@@ -323,6 +360,7 @@ impl WatchHub {
         hub.window.clear();
         hub.window_from = compact_revision;
         hub.revision = revision;
+        self.count(&hub);
     }
 }
 

@@ -199,12 +199,14 @@ pub fn write_fate(err: &ClientError) -> Fate {
             category: "session expired (outcome unknown)".into(),
             detail: None,
         },
-        ClientError::InvalidArgument(_) | ClientError::TooLarge(_) | ClientError::Config(_) => {
-            Fate::NoEffect {
-                category: "refused".into(),
-                detail: Some(err.to_string()),
-            }
-        }
+        // A watch's error: no write sees it, and nothing was proposed if one did.
+        ClientError::InvalidArgument(_)
+        | ClientError::TooLarge(_)
+        | ClientError::Config(_)
+        | ClientError::Compacted { .. } => Fate::NoEffect {
+            category: "refused".into(),
+            detail: Some(err.to_string()),
+        },
         ClientError::Status(status) => Fate::Unknown {
             category: format!("server error {:?}", status.code()),
             detail: Some(err.to_string()),

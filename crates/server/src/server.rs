@@ -432,7 +432,7 @@ impl Server {
         };
         let watch = WatchService::new(
             api.clone(),
-            watch_hub,
+            watch_hub.clone(),
             cancel.clone(),
             cfg.watch_progress_interval,
         );
@@ -456,7 +456,8 @@ impl Server {
                 node.telemetry.clone(),
                 node.stats.clone(),
                 cancel.clone(),
-            );
+            )
+            .with_watch(watch_hub.clone());
             (addr, tokio::spawn(crate::admin::serve(listener, a)))
         });
         tracing::info!(

@@ -7,6 +7,7 @@ mod common;
 use common::{leader, Ports};
 use proto::etcdserverpb as pb;
 use proto::etcdserverpb::kv_client::KvClient;
+use proto::etcdserverpb::watch_client::WatchClient;
 use serde_json::Value;
 use server::{Server, ServerConfig};
 use std::collections::{BTreeMap, BTreeSet};
@@ -233,6 +234,8 @@ async fn metrics_parse_as_prometheus_text_with_every_family() {
         ("raftkv_transport_rejected_connections_total", "counter"),
         ("raftkv_transport_bad_frames_total", "counter"),
         ("raftkv_events_sampled_out_total", "counter"),
+        ("raftkv_watchers", "gauge"),
+        ("raftkv_watch_oldest_start_revision", "gauge"),
     ] {
         assert_eq!(
             types.get(family).map(String::as_str),
@@ -249,6 +252,46 @@ async fn metrics_parse_as_prometheus_text_with_every_family() {
         "noop + 5 puts"
     );
     assert!(value(&samples, "raftkv_leader_changes_total", "") >= 1.0);
+    assert_eq!(
+        value(&samples, "raftkv_watchers", ""),
+        0.0,
+        "nobody watches"
+    );
+    assert!(value(&samples, "raftkv_watch_oldest_start_revision", "") >= 2.0);
+
+    // A watcher counts while its stream is open, and is gone once the client closes it.
+    let watchers = |addr| async move {
+        let (_, _, body) = get(addr, "/metrics").await;
+        value(&parse_prometheus(&body).1, "raftkv_watchers", "")
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let create = pb::watch_request::RequestUnion::CreateRequest(pb::WatchCreateRequest {
+        key: b"k".to_vec(),
+        range_end: b"l".to_vec(),
+        ..Default::default()
+    });
+    tx.send(pb::WatchRequest {
+        request_union: Some(create),
+    })
+    .await
+    .unwrap();
+    let requests =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+    let mut w = WatchClient::connect(format!("http://{}", leader_server.client_addr()))
+        .await
+        .unwrap();
+    let mut stream = w.watch(requests).await.unwrap().into_inner();
+    assert!(stream.message().await.unwrap().unwrap().created);
+    assert_eq!(watchers(admin(&servers[l])).await, 1.0);
+    drop((tx, stream));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while watchers(admin(&servers[l])).await != 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed stream's watcher is still registered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for h in [
         "raftkv_apply_latency_seconds",
         "raftkv_wal_fsync_duration_seconds",

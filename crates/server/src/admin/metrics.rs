@@ -23,6 +23,8 @@
 //! | `raftkv_transport_dropped_total{reason}` | counter | `queue_full`, `oversize` |
 //! | `raftkv_transport_rejected_connections_total`, `raftkv_transport_bad_frames_total` | counter | refused peer connections, bad frames |
 //! | `raftkv_events_sampled_out_total` | counter | message events the dashboard tap's rate limit left out |
+//! | `raftkv_watchers` | gauge | watchers registered on this member (Watch API) |
+//! | `raftkv_watch_oldest_start_revision` | gauge | the oldest revision a new watch may start at here (the window of recent events) |
 //!
 //! Owns: the family names and their rendering. Must never: take a lock the node loop takes.
 
@@ -122,6 +124,20 @@ pub fn render(a: &Admin) -> String {
         "Last index covered by the current snapshot.",
         st.snapshot_index,
     );
+    if let Some(hub) = a.watch() {
+        o.one(
+            "raftkv_watchers",
+            "gauge",
+            "Watchers registered on this member.",
+            hub.watching(),
+        );
+        o.one(
+            "raftkv_watch_oldest_start_revision",
+            "gauge",
+            "Oldest revision a new watch may start at on this member.",
+            hub.oldest_start(),
+        );
+    }
     o.one(
         "raftkv_leader_changes_total",
         "counter",

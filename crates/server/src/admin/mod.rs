@@ -110,6 +110,8 @@ struct Inner {
     tel: Arc<Telemetry>,
     stats: Arc<TransportStats>,
     cancel: CancellationToken,
+    /// The member's watchers, for their counts.
+    watch: Option<kv::WatchHub>,
 }
 
 impl Admin {
@@ -132,7 +134,21 @@ impl Admin {
             tel,
             stats,
             cancel,
+            watch: None,
         }))
+    }
+
+    /// The same admin, also reporting the member's watchers (call before sharing it).
+    pub fn with_watch(mut self, hub: kv::WatchHub) -> Admin {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.watch = Some(hub);
+        }
+        self
+    }
+
+    /// The member's watch hub, when it reports one.
+    pub fn watch(&self) -> Option<&kv::WatchHub> {
+        self.0.watch.as_ref()
     }
 
     pub fn id(&self) -> NodeId {
