@@ -213,6 +213,8 @@ impl WatchStream {
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         progress.tick().await;
         let stop = self.svc.stop.clone();
+        // The client may close its side and still read (etcd goes on sending then too).
+        let mut requests_done = false;
         loop {
             tokio::select! {
                 biased;
@@ -220,6 +222,7 @@ impl WatchStream {
                     let _ = out.send(Err(Status::unavailable("raftkv: the member is stopping"))).await;
                     break;
                 }
+                _ = out.closed() => break, // the client is gone
                 item = ev_rx.recv() => {
                     let Some(item) = item else { break };
                     let resp = self.response(item);
@@ -227,15 +230,15 @@ impl WatchStream {
                         break; // the client is gone
                     }
                 }
-                req = incoming.message() => match req {
+                req = incoming.message(), if !requests_done => match req {
                     Ok(Some(req)) => {
                         if let Err(status) = self.handle(req).await {
                             let _ = out.send(Err(status)).await;
                             break;
                         }
                     }
-                    // The client closed its side, or the stream broke: etcd ends it too.
-                    Ok(None) | Err(_) => break,
+                    Ok(None) => requests_done = true,
+                    Err(_) => break, // the stream broke
                 },
                 _ = progress.tick(), if self.watchers.values().any(|w| w.progress_notify) => {
                     let ids: Vec<i64> = self

@@ -1,8 +1,8 @@
 //! etcd's Watch service on three `Server`s over loopback: every member's watchers see every
 //! write in revision order with etcd's event fields; a start revision inside the window is
 //! replayed and one before it is answered as compacted; cancel, progress requests, periodic
-//! progress notifications, duplicate and invalid requests; and a member that stops ends its
-//! streams instead of hanging.
+//! progress notifications, duplicate and invalid requests; a half-closed stream still
+//! getting events; and a member that stops ends its streams instead of hanging.
 
 mod common;
 use common::{channel, leader, put, start_all, Ports};
@@ -345,7 +345,7 @@ async fn start_revisions_cancel_progress_and_bad_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopping_member_ends_its_watch_streams() {
+async fn a_half_closed_stream_still_gets_events_and_a_stopping_member_ends_it() {
     let dir = tempfile::tempdir().unwrap();
     let p = Ports::new(3);
     let mut servers = start_all(&p, |i| config(dir.path(), i, &p)).await;
@@ -353,6 +353,18 @@ async fn a_stopping_member_ends_its_watch_streams() {
     let mut s = Stream::open(p.client[0]).await;
     s.create(watch_prefix("a/")).await;
     s.created().await;
+    // The client closes its side of the stream: like etcd, the member goes on sending.
+    let Stream { tx, rx } = s;
+    drop(tx);
+    let mut s = Stream {
+        tx: mpsc::channel(1).0,
+        rx,
+    };
+    let mut kv = KvClient::new(channel(p.client[1]).await);
+    kv.put(put("a/1", "x")).await.unwrap();
+    let got = s.events(1).await;
+    assert_eq!(got[0].1.kv.as_ref().unwrap().key, b"a/1");
+
     let stop = servers[0].take().unwrap().stop();
     tokio::time::timeout(Duration::from_secs(10), stop)
         .await
