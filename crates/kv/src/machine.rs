@@ -29,7 +29,7 @@ use crate::meta::{MetaCommand, META_ENTRIES_MAX, META_KEY_BYTES_MAX, META_VALUE_
 use crate::session::{Admission, Session, Sessions};
 use crate::store::{kv_is_valid, Store, INITIAL_REVISION};
 use crate::types::{RangeRequest, RangeResponse, Response};
-use crate::watch::{Event, WatchHub};
+use crate::watch::{Event, Unreplicated, WatchHub};
 use crate::KvError;
 use bytes::Bytes;
 use raft::{Entry, EntryKind, LogIndex};
@@ -131,36 +131,15 @@ pub struct KvStateMachine {
     /// Replicated metadata of the service above (see [`crate::meta`]).
     meta: BTreeMap<Bytes, Bytes>,
     /// This node's watchers, when it serves any (not replicated state).
-    watch: LocalWatch,
+    watch: Unreplicated<LocalWatch>,
 }
 
-/// The watch hub of one machine, outside its state: machines that differ only here are
-/// equal, and a clone has none.
-#[derive(Default)]
+/// The watch hub of one machine (a clone has none).
+#[derive(Debug, Default)]
 struct LocalWatch {
     hub: OnceLock<WatchHub>,
     /// The buffer the store records the next write's events into, once these are published.
     spare: Vec<Event>,
-}
-
-impl Clone for LocalWatch {
-    fn clone(&self) -> Self {
-        LocalWatch::default()
-    }
-}
-
-impl PartialEq for LocalWatch {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for LocalWatch {}
-
-impl std::fmt::Debug for LocalWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.hub.fmt(f)
-    }
 }
 
 impl Default for KvStateMachine {
@@ -177,7 +156,7 @@ impl KvStateMachine {
             sessions: Sessions::new(config.sessions_max),
             applied_index: LogIndex(0),
             meta: BTreeMap::new(),
-            watch: LocalWatch::default(),
+            watch: Unreplicated::default(),
         }
     }
 
@@ -197,7 +176,7 @@ impl KvStateMachine {
 
     /// After an entry applied: hand its events to the watchers.
     fn publish_events(&mut self) {
-        let LocalWatch { hub, spare } = &mut self.watch;
+        let LocalWatch { hub, spare } = &mut *self.watch;
         if let Some(hub) = hub.get() {
             let mut store = self.store.0.write().expect("kv store lock poisoned");
             store.swap_events(spare);

@@ -16,7 +16,7 @@
 use crate::keys::KeyRange;
 use crate::txn;
 use crate::types::*;
-use crate::watch::{Event, EventKind};
+use crate::watch::{Event, EventKind, Unreplicated};
 use crate::KvError;
 use bytes::{Bytes, BytesMut};
 use std::cmp::Ordering;
@@ -32,36 +32,15 @@ pub const INITIAL_REVISION: i64 = 1;
 pub struct Store {
     kvs: KeyMap,
     revision: i64,
-    journal: Journal,
+    journal: Unreplicated<Journal>,
 }
 
 /// The events of the writes since the last [`Store::swap_events`], kept only while
-/// recording (for watchers). Not part of the state: stores that differ only here are equal,
-/// and a clone (a snapshot's copy) does not record.
-#[derive(Default)]
+/// recording (for watchers).
+#[derive(Debug, Default)]
 struct Journal {
     on: bool,
     events: Vec<Event>,
-}
-
-impl Clone for Journal {
-    fn clone(&self) -> Self {
-        Journal::default()
-    }
-}
-
-impl PartialEq for Journal {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Journal {}
-
-impl std::fmt::Debug for Journal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Journal(on: {}, {} events)", self.on, self.events.len())
-    }
 }
 
 impl Default for Store {
@@ -76,7 +55,7 @@ impl Store {
         Store {
             kvs: KeyMap::new(),
             revision: INITIAL_REVISION,
-            journal: Journal::default(),
+            journal: Unreplicated::default(),
         }
     }
 
@@ -278,7 +257,7 @@ impl Store {
         let store = Store {
             kvs,
             revision,
-            journal: Journal::default(),
+            journal: Unreplicated::default(),
         };
         store.check_invariants();
         store

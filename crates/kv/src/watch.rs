@@ -19,6 +19,39 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Per-node state kept beside the replicated state (a store's event journal, a machine's
+/// watch hub): two stores or machines that differ only in it are equal, and a clone starts
+/// it afresh (a snapshot's copy records and serves nothing).
+#[derive(Debug, Default)]
+pub(crate) struct Unreplicated<T>(pub(crate) T);
+
+impl<T: Default> Clone for Unreplicated<T> {
+    fn clone(&self) -> Self {
+        Unreplicated::default()
+    }
+}
+
+impl<T> PartialEq for Unreplicated<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for Unreplicated<T> {}
+
+impl<T> std::ops::Deref for Unreplicated<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Unreplicated<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
 /// Default size of the window of recent events, in events.
 pub const WATCH_HISTORY_DEFAULT: usize = 10_000;
 
@@ -157,7 +190,7 @@ struct Hub {
 #[derive(Clone)]
 pub struct WatchHub {
     inner: Arc<Mutex<Hub>>,
-    /// Copies of the hub's counts that read without its lock (for metrics).
+    /// Copies of the hub's counts, kept under its lock and read without it.
     counts: Arc<Counts>,
 }
 
@@ -200,8 +233,7 @@ impl WatchHub {
         self.inner.lock().expect("watch hub lock poisoned")
     }
 
-    /// Publish the counts of `hub` for [`WatchHub::watching`] and
-    /// [`WatchHub::oldest_start`].
+    /// Publish the counts of `hub` for [`WatchHub::watchers`] and [`WatchHub::window_from`].
     fn count(&self, hub: &Hub) {
         self.counts
             .watchers
@@ -211,29 +243,20 @@ impl WatchHub {
             .store(hub.window_from, Ordering::Relaxed);
     }
 
-    /// Watchers registered now, without taking the hub's lock (may lag by one change).
-    pub fn watching(&self) -> usize {
-        self.counts.watchers.load(Ordering::Relaxed)
-    }
-
-    /// [`WatchHub::window_from`] without taking the hub's lock (may lag by one write).
-    pub fn oldest_start(&self) -> i64 {
-        self.counts.window_from.load(Ordering::Relaxed)
-    }
-
     /// The revision of the last write published here.
     pub fn revision(&self) -> i64 {
         self.lock().revision
     }
 
-    /// The oldest revision a new watcher may start at.
+    /// The oldest revision a new watcher may start at. Reads without the hub's lock (for
+    /// metrics); exact between two changes to the hub.
     pub fn window_from(&self) -> i64 {
-        self.lock().window_from
+        self.counts.window_from.load(Ordering::Relaxed)
     }
 
-    /// Watchers registered now.
+    /// Watchers registered now, read without the hub's lock like [`WatchHub::window_from`].
     pub fn watchers(&self) -> usize {
-        self.lock().watchers.len()
+        self.counts.watchers.load(Ordering::Relaxed)
     }
 
     /// Register a watcher. Call it where writes are applied (between two applies), so that

@@ -219,7 +219,7 @@ impl WatchStream {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => {
-                    let _ = out.send(Err(Status::unavailable("raftkv: the member is stopping"))).await;
+                    let _ = out.send(Err(stopping())).await;
                     break;
                 }
                 _ = out.closed() => break, // the client is gone
@@ -325,6 +325,21 @@ impl WatchStream {
         let _ = self.ev_tx.send(item);
     }
 
+    /// Run `f` on the node's loop, between two applies, with the hub and the stream's queue:
+    /// what it queues lines up with the applied revisions.
+    async fn on_loop<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WatchHub, &mpsc::UnboundedSender<Item>) -> R + Send + 'static,
+    ) -> Result<R, Status> {
+        let (hub, tx) = (self.svc.hub.clone(), self.ev_tx.clone());
+        self.svc
+            .api
+            .handle()
+            .local(move |_, _| f(&hub, &tx))
+            .await
+            .map_err(|_| stopping())
+    }
+
     async fn create(&mut self, c: pb::WatchCreateRequest) -> Result<(), Status> {
         let watch_id = if c.watch_id != 0 {
             c.watch_id
@@ -335,14 +350,12 @@ impl WatchStream {
             self.next_id
         };
         let refuse = |this: &Self, reason: String| {
-            this.push(Item::Created {
-                watch_id,
-                revision: this.svc.hub.revision(),
-            });
+            let revision = this.svc.hub.revision();
+            this.push(Item::Created { watch_id, revision });
             this.push(Item::Canceled {
                 watch_id,
                 serial: None,
-                revision: this.svc.hub.revision(),
+                revision,
                 compact_revision: 0,
                 reason,
             });
@@ -391,22 +404,17 @@ impl WatchStream {
             tx: self.ev_tx.clone(),
             queued: self.queued.clone(),
         };
-        let (hub, tx) = (self.svc.hub.clone(), self.ev_tx.clone());
         // On the node's loop: no write applies between the revision the watcher starts
         // from and its registration, and the created response precedes the window's events.
         let registered = self
-            .svc
-            .api
-            .handle()
-            .local(move |_, _| {
+            .on_loop(move |hub, tx| {
                 let _ = tx.send(Item::Created {
                     watch_id,
                     revision: hub.revision(),
                 });
                 hub.register(spec, Box::new(sink))
             })
-            .await
-            .map_err(|_| Status::unavailable("raftkv: the member is stopping"))?;
+            .await?;
         match registered {
             Registered::Watching { id, .. } => {
                 self.watchers.insert(
@@ -440,39 +448,29 @@ impl WatchStream {
         let Some(w) = self.watchers.remove(&watch_id) else {
             return Ok(());
         };
-        let (hub, tx) = (self.svc.hub.clone(), self.ev_tx.clone());
-        self.svc
-            .api
-            .handle()
-            .local(move |_, _| {
-                hub.unregister(w.id);
-                let _ = tx.send(Item::Canceled {
-                    watch_id,
-                    serial: None,
-                    revision: hub.revision(),
-                    compact_revision: 0,
-                    reason: String::new(),
-                });
-            })
-            .await
-            .map_err(|_| Status::unavailable("raftkv: the member is stopping"))
+        self.on_loop(move |hub, tx| {
+            hub.unregister(w.id);
+            let _ = tx.send(Item::Canceled {
+                watch_id,
+                serial: None,
+                revision: hub.revision(),
+                compact_revision: 0,
+                reason: String::new(),
+            });
+        })
+        .await
     }
 
     /// A progress response for each of `ids`, at the revision applied when it is queued.
     async fn progress(&mut self, ids: Vec<i64>) -> Result<(), Status> {
-        let (hub, tx) = (self.svc.hub.clone(), self.ev_tx.clone());
-        self.svc
-            .api
-            .handle()
-            .local(move |_, _| {
-                hub.at_revision(|revision| {
-                    for watch_id in ids {
-                        let _ = tx.send(Item::Progress { watch_id, revision });
-                    }
-                })
+        self.on_loop(move |hub, tx| {
+            hub.at_revision(|revision| {
+                for watch_id in ids {
+                    let _ = tx.send(Item::Progress { watch_id, revision });
+                }
             })
-            .await
-            .map_err(|_| Status::unavailable("raftkv: the member is stopping"))
+        })
+        .await
     }
 
     async fn unregister_all(&mut self) {
@@ -480,15 +478,19 @@ impl WatchStream {
         if ids.is_empty() {
             return;
         }
-        let hub = self.svc.hub.clone();
-        let unregister = move |_: &kv::KvStateMachine, _: &crate::runtime::NodeStatus| {
-            for id in ids {
-                hub.unregister(id);
-            }
-        };
         // A stopped node has no watchers left to remove.
-        let _ = self.svc.api.handle().local(unregister).await;
+        let _ = self
+            .on_loop(move |hub, _| {
+                for id in ids {
+                    hub.unregister(id);
+                }
+            })
+            .await;
     }
+}
+
+fn stopping() -> Status {
+    Status::unavailable("raftkv: the member is stopping")
 }
 
 fn event(e: Event) -> mvccpb::Event {

@@ -129,13 +129,13 @@ pub fn render(a: &Admin) -> String {
             "raftkv_watchers",
             "gauge",
             "Watchers registered on this member.",
-            hub.watching(),
+            hub.watchers(),
         );
         o.one(
             "raftkv_watch_oldest_start_revision",
             "gauge",
             "Oldest revision a new watch may start at on this member.",
-            hub.oldest_start(),
+            hub.window_from(),
         );
     }
     o.one(
